@@ -1,0 +1,27 @@
+"""All terminal output goes through here: one rich console for humans, plain JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, NoReturn
+
+from rich.console import Console
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def print_json(data: Any) -> None:
+    """Machine-readable output on stdout, nothing else on that stream."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def ok(message: str) -> None:
+    console.print(f"[green]✓[/] {message}")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print one clear error (cause and fix, no stack trace) and exit."""
+    err_console.print(f"[red]✗[/] {message}")
+    raise SystemExit(code)

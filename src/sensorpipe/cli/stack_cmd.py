@@ -1,0 +1,103 @@
+"""`sensorpipe stack up | down | status | check`: the local services."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Literal
+
+import typer
+from rich.table import Table
+
+from sensorpipe.cli.console import console, fail, ok, print_json
+from sensorpipe.cli.context import app_context
+from sensorpipe.stack import ServiceState, Stack, StackError
+
+app = typer.Typer(
+    help="Run the local stack: Mosquitto, Kafka, PostgreSQL and an S3 server on 127.0.0.1.",
+    no_args_is_help=True,
+)
+
+LakeOption = Annotated[
+    Literal["s3", "local"] | None,
+    typer.Option(
+        "--lake",
+        help="`s3`: run the S3 server; `local`: keep the lake in a directory. [env var: SENSORPIPE_LAKE_BACKEND]",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def status_json(states: list[ServiceState]) -> dict[str, object]:
+    """`{mqtt: {url, healthy, ...}, kafka: {bootstrap, ...}, postgres: {dsn}, s3: {endpoint}, lake: {uri}}`."""
+    out: dict[str, object] = {state.name: state.as_json() for state in states}
+    out["healthy"] = all(state.healthy for state in states)
+    return out
+
+
+def _table(states: list[ServiceState]) -> Table:
+    table = Table(title="sensorpipe stack")
+    for column in ("service", "health", "endpoint", "pid", "memory", "detail"):
+        table.add_column(column)
+    for state in states:
+        health = "[green]healthy[/]" if state.healthy else "[red]down[/]"
+        memory = f"{state.rss_bytes / 2**20:.0f} MiB" if state.rss_bytes else ""
+        table.add_row(state.name, health, " ".join(state.endpoint.values()), str(state.pid or ""), memory, state.detail)
+    return table
+
+
+@app.command("up")
+def up(ctx: typer.Context, lake: LakeOption = None, json_: JsonOption = False) -> None:
+    """Start every service that is not running and return once all answer real client requests.
+
+    Idempotent: a running service is left alone. State (data, logs, pid files) lives under the stack home
+    (`--home`, default ./.sensorpipe). A port held by another program is reported, not waited on.
+    """
+    settings = app_context(ctx).settings(lake={"backend": lake})
+    stack = Stack(settings)
+    began = time.monotonic()
+    try:
+        with console.status("starting the local stack ...") as spinner:
+
+            def report(service: str, line: str) -> None:
+                spinner.update(f"{service}: {line}")
+                if not json_:
+                    console.print(f"  {service}: {line}")
+
+            states = stack.up(report)
+    except StackError as e:
+        fail(str(e))
+    if json_:
+        print_json(status_json(states))
+    else:
+        console.print(_table(states))
+        ok(f"stack up in {time.monotonic() - began:.1f}s, state in {settings.home}")
+    if not all(s.healthy for s in states):
+        raise typer.Exit(1)
+
+
+@app.command("down")
+def down(
+    ctx: typer.Context,
+    purge: Annotated[
+        bool, typer.Option("--purge", help="Also delete all data, logs and configs of the stack.")
+    ] = False,
+) -> None:
+    """Stop exactly the processes `stack up` started (by their pid files); data stays unless `--purge`."""
+    stack = Stack(app_context(ctx).settings())
+    try:
+        stack.down(purge=purge, report=lambda service, line: console.print(f"  {service}: {line}"))
+    except StackError as e:
+        fail(str(e))
+    ok("stack down")
+
+
+@app.command("status")
+def status(ctx: typer.Context, lake: LakeOption = None, json_: JsonOption = False) -> None:
+    """Each service's endpoint and health (a real client request each); exit 1 unless all are healthy."""
+    states = Stack(app_context(ctx).settings(lake={"backend": lake})).status()
+    if json_:
+        print_json(status_json(states))
+    else:
+        console.print(_table(states))
+    if not all(s.healthy for s in states):
+        raise typer.Exit(1)

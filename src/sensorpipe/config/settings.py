@@ -1,0 +1,252 @@
+"""Typed, frozen settings per component, composed into one `Settings`.
+
+Precedence, highest first: command-line flags (passed to `load_settings` as overrides), environment
+variables (see `sensorpipe.config.env`), the optional `sensorpipe.toml`, then defaults that point at
+the local stack started by `sensorpipe stack up`.
+"""
+
+from __future__ import annotations
+
+import os
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import quote
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from sensorpipe.config.env import CONFIG_FILE_ENV, DEFAULT_CONFIG_FILE, env_names
+
+LOOPBACK = "127.0.0.1"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "sensorpipe"
+
+
+class StackSettings(_Section):
+    """Where the local stack keeps its state, and how much memory its JVM gets."""
+
+    home: Path = Field(Path(".sensorpipe"), description="state of the local stack: data, logs, pid files")
+    cache_dir: Path = Field(default_factory=_default_cache_dir, description="resolved JVM jars")
+    bind_host: Literal["127.0.0.1"] = Field("127.0.0.1", description="every local service listens here only")
+    kafka_heap: str = Field("512m", description="-Xmx of the local Kafka broker")
+    start_timeout_s: float = Field(90.0, gt=0, description="how long `stack up` waits for one service")
+
+
+class MqttSettings(_Section):
+    host: str = LOOPBACK
+    port: int = Field(1883, ge=1, le=65535)
+    topic: str = Field("sensors/+/data", description="subscription of the bridge")
+    qos: Literal[0, 1, 2] = 1
+    username: str | None = None
+    password: SecretStr | None = None
+    keepalive_s: int = Field(30, ge=5)
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+
+class KafkaSettings(_Section):
+    bootstrap_servers: str = f"{LOOPBACK}:9092"
+    topic: str = "sensor-data"
+    dlq_topic: str = "sensor-data-dlq"
+    partitions: int = Field(3, ge=1)
+    replication_factor: int = Field(1, ge=1)
+    retention_ms: int = Field(7 * 24 * 3600 * 1000, ge=-1)
+    controller_port: int = Field(9093, ge=1, le=65535, description="KRaft controller of the local broker")
+
+    @property
+    def first_host_port(self) -> tuple[str, int]:
+        host, _, port = self.bootstrap_servers.split(",")[0].strip().rpartition(":")
+        return host, int(port)
+
+
+class SparkSettings(_Section):
+    master: str = "local[*]"
+    driver_memory: str = "1g"
+    shuffle_partitions: int = Field(4, ge=1)
+    ui_port: int | None = Field(None, description="Spark UI port on 127.0.0.1; unset: UI off")
+
+
+class PostgresSettings(_Section):
+    host: str = LOOPBACK
+    port: int = Field(5432, ge=1, le=65535)
+    database: str = "sensordb"
+    user: str = "sensor_user"
+    password: SecretStr = SecretStr("sensor_password")
+
+    def dsn(self, *, masked: bool = False) -> str:
+        """libpq URL; `masked` hides the password for logs and status output."""
+        secret = "***" if masked else quote(self.password.get_secret_value(), safe="")
+        return f"postgresql://{quote(self.user, safe='')}:{secret}@{self.host}:{self.port}/{self.database}"
+
+
+class S3Settings(_Section):
+    endpoint: str = f"http://{LOOPBACK}:8333"
+    access_key: str = "sensorpipe"
+    secret_key: SecretStr = SecretStr("sensorpipe-secret")
+    bucket: str = "sensordata"
+    region: str = "us-east-1"
+
+    @field_validator("endpoint")
+    @classmethod
+    def _with_scheme(cls, value: str) -> str:
+        """The original stack wrote `minio:9000`; boto3 and S3A want a scheme."""
+        return value if "://" in value else f"http://{value}"
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        rest = self.endpoint.split("://", 1)[1].split("/", 1)[0]
+        host, _, port = rest.rpartition(":")
+        if not host:
+            return rest, 443 if self.endpoint.startswith("https") else 80
+        return host, int(port)
+
+
+class LakeSettings(_Section):
+    backend: Literal["s3", "local"] = Field("s3", description="s3: the bucket of [s3]; local: a directory")
+    local_dir: Path | None = Field(None, description="lake directory for backend=local (default: <home>/lake)")
+
+
+_SECTIONS: dict[str, type[_Section]] = {
+    "stack": StackSettings,
+    "mqtt": MqttSettings,
+    "kafka": KafkaSettings,
+    "spark": SparkSettings,
+    "postgres": PostgresSettings,
+    "s3": S3Settings,
+    "lake": LakeSettings,
+}
+
+_config_file: ContextVar[Path | None] = ContextVar("sensorpipe_config_file", default=None)
+
+
+class _EnvSource(PydanticBaseSettingsSource):
+    """`SENSORPIPE_<SECTION>_<FIELD>` and the original stack's names; empty values count as unset."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for section, model in _SECTIONS.items():
+            for name in model.model_fields:
+                for env in env_names(section, name):
+                    value = os.environ.get(env)
+                    if value:
+                        found.setdefault(section, {})[name] = value
+                        break
+        return found
+
+
+class Settings(BaseSettings):
+    """Everything sensorpipe needs to know, passed around as one object."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="forbid")
+
+    stack: StackSettings = StackSettings()
+    mqtt: MqttSettings = MqttSettings()
+    kafka: KafkaSettings = KafkaSettings()
+    spark: SparkSettings = SparkSettings()
+    postgres: PostgresSettings = PostgresSettings()
+    s3: S3Settings = S3Settings()
+    lake: LakeSettings = LakeSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, _EnvSource(settings_cls)]
+        config_file = _config_file.get()
+        if config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    @property
+    def home(self) -> Path:
+        return self.stack.home.resolve()
+
+    @property
+    def lake_uri(self) -> str:
+        """Root of the lake as Spark sees it: `s3a://bucket/` or `file:///abs/dir`."""
+        if self.lake.backend == "local":
+            return (self.lake.local_dir or self.home / "lake").resolve().as_uri()
+        return f"s3a://{self.s3.bucket}/"
+
+
+class ConfigFileError(ValueError):
+    """The configuration file named by the user does not exist."""
+
+
+def resolve_config_file(explicit: Path | None) -> Path | None:
+    """`--config` beats `SENSORPIPE_CONFIG`, which beats `./sensorpipe.toml` when that exists."""
+    if explicit is None and os.environ.get(CONFIG_FILE_ENV):
+        explicit = Path(os.environ[CONFIG_FILE_ENV])
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigFileError(f"configuration file {explicit} does not exist")
+        return explicit
+    default = Path(DEFAULT_CONFIG_FILE)
+    return default if default.is_file() else None
+
+
+def load_settings(overrides: dict[str, dict[str, Any]] | None = None, config_file: Path | None = None) -> Settings:
+    """Build the effective settings; `overrides` are command-line flags, nested by section."""
+    token = _config_file.set(resolve_config_file(config_file))
+    try:
+        return Settings.model_validate(overrides or {})
+    finally:
+        _config_file.reset(token)
+
+
+def parse_assignments(pairs: list[str]) -> dict[str, dict[str, Any]]:
+    """Turn `--set mqtt.port=1884` flags into nested overrides, naming the bad one when malformed."""
+    overrides: dict[str, dict[str, Any]] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot or section not in _SECTIONS or name not in _SECTIONS[section].model_fields:
+            known = ", ".join(sorted(_SECTIONS))
+            raise ValueError(f"--set {pair!r}: expected SECTION.FIELD=VALUE with SECTION one of {known}")
+        overrides.setdefault(section, {})[name] = value
+    return overrides
+
+
+def merge_overrides(*layers: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Later layers win, field by field."""
+    merged: dict[str, dict[str, Any]] = {}
+    for layer in layers:
+        for section, values in layer.items():
+            merged.setdefault(section, {}).update(values)
+    return merged
+
+
+def describe_fields() -> list[tuple[str, str, str, str]]:
+    """(setting, default, env names, description) for every setting, for docs and `config show`."""
+    rows = []
+    for section, model in _SECTIONS.items():
+        for name, info in model.model_fields.items():
+            default = "" if info.default_factory else str(info.default)
+            if isinstance(info.default, SecretStr):
+                default = "(secret)"
+            rows.append((f"{section}.{name}", default, ", ".join(env_names(section, name)), info.description or ""))
+    return rows

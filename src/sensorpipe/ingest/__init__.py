@@ -1,0 +1,1 @@
+"""Ingest: getting readings from sensors into Kafka (MQTT clients, simulator, bridge)."""

@@ -1,0 +1,32 @@
+"""Kafka client configuration built one way from settings, and errors that say what to do."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
+from sensorpipe.config import KafkaSettings
+
+
+class KafkaError(RuntimeError):
+    """Kafka could not be reached or refused a request; the message says why and what to do."""
+
+
+def client_config(settings: KafkaSettings, **extra: Any) -> dict[str, Any]:
+    """librdkafka settings shared by every producer, consumer and admin client of sensorpipe."""
+    return {"bootstrap.servers": settings.bootstrap_servers, **extra}
+
+
+def cluster_summary(settings: KafkaSettings, timeout_s: float = 3.0) -> str:
+    """One metadata request: the health check of the broker."""
+    admin = AdminClient(client_config(settings, log_level=0))
+    try:
+        metadata = admin.list_topics(timeout=timeout_s)
+    except KafkaException as e:
+        raise KafkaError(
+            f"Kafka at {settings.bootstrap_servers} did not answer a metadata request ({e.args[0].str()}):"
+            " is `sensorpipe stack up` running?"
+        ) from e
+    return f"{len(metadata.brokers)} broker(s), {len(metadata.topics)} topic(s)"

@@ -1,0 +1,65 @@
+"""MQTT clients built one way from settings, and errors that say what to do."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from sensorpipe.config import MqttSettings
+
+
+class MqttError(RuntimeError):
+    """The MQTT broker could not be reached or refused us; the message says why and what to do."""
+
+
+def make_client(settings: MqttSettings, client_id: str, *, clean_session: bool = True) -> mqtt.Client:
+    """A paho client (MQTT 3.1.1) with the configured credentials; `clean_session=False` keeps a session."""
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311, clean_session=clean_session
+    )
+    if settings.username:
+        password = settings.password.get_secret_value() if settings.password else None
+        client.username_pw_set(settings.username, password)
+    return client
+
+
+def connect(client: mqtt.Client, host: str, port: int, keepalive_s: int = 30, timeout_s: float = 5.0) -> None:
+    """Connect and wait for the broker's CONNACK, driving the network loop ourselves."""
+    outcome: dict[str, ReasonCode] = {}
+
+    def on_connect(_c: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
+        outcome["reason"] = reason
+
+    client.on_connect = on_connect
+    try:
+        client.connect(host, port, keepalive=keepalive_s)
+    except ConnectionRefusedError as e:
+        raise MqttError(
+            f"MQTT broker at {host}:{port} refused the connection: is `sensorpipe stack up` running?"
+        ) from e
+    except OSError as e:
+        raise MqttError(f"MQTT broker at {host}:{port} is unreachable ({e}): check mqtt.host and mqtt.port") from e
+    deadline = time.monotonic() + timeout_s
+    while "reason" not in outcome:
+        if time.monotonic() > deadline:
+            client.disconnect()
+            raise MqttError(f"MQTT broker at {host}:{port} accepted TCP but sent no CONNACK within {timeout_s:.0f}s")
+        client.loop(timeout=0.05)
+    if outcome["reason"].is_failure:
+        client.disconnect()
+        raise MqttError(
+            f"MQTT broker at {host}:{port} refused the login ({outcome['reason']}): check mqtt.username/mqtt.password"
+        )
+
+
+def probe_connect(host: str, port: int, settings: MqttSettings) -> str:
+    """One MQTT CONNECT/CONNACK exchange, the health check of the broker."""
+    client = make_client(settings, f"sensorpipe-probe-{uuid.uuid4().hex[:8]}")
+    connect(client, host, port, timeout_s=2.0)
+    client.disconnect()
+    return "CONNACK accepted"

@@ -1,0 +1,167 @@
+"""Start, recognise and stop the processes of the local stack through pid files.
+
+A pid file records the pid and the kernel's start time of the process, so that `stack down`
+stops exactly the process `stack up` started and never one that later reused its pid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pwd
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class ProcessError(RuntimeError):
+    """A process of the stack could not be started or stopped."""
+
+
+def _start_ticks(pid: int) -> int | None:
+    """Start time of `pid` in clock ticks since boot (field 22 of /proc/<pid>/stat), None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return int(fields[19])
+
+
+@dataclass(frozen=True)
+class PidFile:
+    path: Path
+
+    def read(self) -> dict[str, int] | None:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) and "pid" in data else None
+
+    def running_pid(self) -> int | None:
+        """The pid this file names if that very process is still alive (not a zombie, not a reused pid)."""
+        data = self.read()
+        if data is None:
+            return None
+        pid = int(data["pid"])
+        if _start_ticks(pid) != data.get("start_ticks") or _is_zombie(pid):
+            return None
+        return pid
+
+    def write(self, pid: int) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps({"pid": pid, "start_ticks": _start_ticks(pid)}))
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def spawn(
+    command: list[str],
+    *,
+    log_file: Path,
+    pid_file: PidFile,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    user: str | None = None,
+) -> int:
+    """Start `command` detached in its own session, output appended to `log_file`; returns its pid."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    run_as: dict[str, Any] = {}
+    if user is not None:
+        account = pwd.getpwnam(user)
+        run_as = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+        env = {**(env or os.environ), "HOME": account.pw_dir, "USER": user}
+    with log_file.open("ab") as log:
+        try:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=cwd,
+                start_new_session=True,
+                **run_as,
+            )
+        except OSError as e:
+            raise ProcessError(f"could not run {command[0]}: {e}") from e
+    pid: int = process.pid
+    pid_file.write(pid)
+    return pid
+
+
+def exited(pid: int) -> bool:
+    """True once `pid` is gone; reaps it when it is our child so it does not linger as a zombie."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return True
+    except ChildProcessError:
+        pass
+    return _start_ticks(pid) is None or _is_zombie(pid)
+
+
+def stop(pid_file: PidFile, *, sig: signal.Signals = signal.SIGTERM, timeout_s: float = 30.0) -> bool:
+    """Stop the process the pid file names and its children, politely then with SIGKILL.
+
+    Returns False if it was not running. Returns only once no process of its group is left.
+    """
+    pid = pid_file.running_pid()
+    if pid is None:
+        pid_file.remove()
+        return False
+    _signal_group(pid, sig)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not (exited(pid) and not group_members(pid)):
+        time.sleep(0.1)
+    if not exited(pid) or group_members(pid):
+        _signal_group(pid, signal.SIGKILL)
+        while not exited(pid) or group_members(pid):
+            time.sleep(0.05)
+    pid_file.remove()
+    return True
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    """Our services lead their own session (spawned with start_new_session), so signal the group."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, sig)
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes of process group `pgid` (field 5 of /proc/<pid>/stat), zombies excluded."""
+    members = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(proc.name))
+    return members
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of one process (VmRSS), 0 when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
