@@ -83,15 +83,18 @@ class Stack:
         """Start what is not running, wait until each answers a real client request, provision."""
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / _MARKER).write_text(json.dumps({"lake": self.settings.lake_uri}, indent=2))
-        started: list[Service] = []
+        to_start: list[Service] = []
         for service in self.services:
             if not self.managed(service):
                 report(service.name, "external endpoint, not started here")
-                continue
-            if service.pid_file.running_pid() is not None:
+            elif service.pid_file.running_pid() is not None:
                 report(service.name, "already running")
-                continue
+            else:
+                to_start.append(service)
+        for service in to_start:
             self._check_ports(service)
+        started: list[Service] = []
+        for service in to_start:
             service.prepare()
             try:
                 spawn(

@@ -1,0 +1,46 @@
+"""Session fixtures: one local stack of real services for the whole test session, on its own ports.
+
+The test stack lives in a fresh home (so every run starts from nothing) and listens on ports of its
+own, so a developer's stack on the default ports keeps running while the suite runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sensorpipe.config import Settings, load_settings
+from sensorpipe.stack import Stack
+from tests.support import fresh_home, write_config
+
+@pytest.fixture(scope="session")
+def stack_config() -> Iterator[Path]:
+    home = fresh_home("sensorpipe-test-")
+    config = write_config(home)
+    stack = Stack(load_settings(config_file=config))
+    try:
+        stack.up()
+        yield config
+    finally:
+        stack.down(purge=True)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def stack_settings(stack_config: Path) -> Settings:
+    return load_settings(config_file=stack_config)
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No sensorpipe or original-stack variable from the caller's environment leaks into a test."""
+    from sensorpipe.config.env import CONFIG_FILE_ENV, LEGACY_ENV_NAMES
+
+    for name in list(os.environ):
+        if name.startswith("SENSORPIPE_") or name in LEGACY_ENV_NAMES.values() or name == CONFIG_FILE_ENV:
+            monkeypatch.delenv(name)
+    return monkeypatch
