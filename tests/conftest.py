@@ -17,6 +17,7 @@ from sensorpipe.config import Settings, load_settings
 from sensorpipe.stack import Stack
 from tests.support import fresh_home, write_config
 
+
 @pytest.fixture(scope="session")
 def stack_config() -> Iterator[Path]:
     home = fresh_home("sensorpipe-test-")

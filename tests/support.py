@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
-TEST_PORTS = {"mqtt": 21883, "kafka": 29092, "kafka_controller": 29093, "postgres": 25432, "s3": 28333}
+# SENSORPIPE_TEST_PORT_OFFSET moves every test port, so two test sessions can run side by side.
+PORT_OFFSET = int(os.environ.get("SENSORPIPE_TEST_PORT_OFFSET", "0"))
+
+
+def ports_from(base: int) -> dict[str, int]:
+    """One stack's ports; S3 also takes its port + 1..4 and each of those + 10000 (see stack/seaweedfs.py)."""
+    base += PORT_OFFSET
+    return {"mqtt": base + 1, "kafka": base + 2, "kafka_controller": base + 3, "postgres": base + 4, "s3": base + 10}
+
+
+TEST_PORTS = ports_from(20000)
 
 
 def write_config(home: Path, ports: dict[str, int] = TEST_PORTS, lake: str = "s3") -> Path:
@@ -41,3 +55,43 @@ def fresh_home(prefix: str) -> Path:
     home = Path(tempfile.mkdtemp(prefix=prefix))
     home.chmod(0o755)
     return home
+
+
+def sensorpipe(*args: str, config: Path | None = None, timeout_s: float = 180) -> subprocess.CompletedProcess[str]:
+    """Run the CLI as a user would (`python -m sensorpipe ...`), capturing its output."""
+    prefix = ["--config", str(config)] if config else []
+    return subprocess.run(
+        [sys.executable, "-m", "sensorpipe", *prefix, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+
+
+def listening_addresses(pids: set[int]) -> list[tuple[int, str, int]]:
+    """(pid, address, port) of every listening TCP socket held by `pids`, read from /proc."""
+    inodes: dict[str, int] = {}
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = str(fd.readlink())
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes[target[8:-1]] = pid
+    found = []
+    for table, width in (("/proc/net/tcp", 4), ("/proc/net/tcp6", 16)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] != "0A" or fields[9] not in inodes:
+                continue
+            address_hex, port_hex = fields[1].split(":")
+            raw = bytes.fromhex(address_hex)
+            if width == 4:
+                address = socket.inet_ntop(socket.AF_INET, raw[::-1])
+            else:
+                words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
+                address = socket.inet_ntop(socket.AF_INET6, words)
+            found.append((inodes[fields[9]], address, int(port_hex, 16)))
+    return found

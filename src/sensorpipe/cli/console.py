@@ -14,7 +14,7 @@ err_console = Console(stderr=True, highlight=False)
 
 def print_json(data: Any) -> None:
     """Machine-readable output on stdout, nothing else on that stream."""
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
 
 
 def ok(message: str) -> None:

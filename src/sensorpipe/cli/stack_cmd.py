@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from typing import Annotated, Literal
 
 import typer
@@ -10,6 +11,7 @@ from rich.table import Table
 
 from sensorpipe.cli.console import console, fail, ok, print_json
 from sensorpipe.cli.context import app_context
+from sensorpipe.ops.roundtrip import CheckResult, run_checks, service_checks
 from sensorpipe.stack import ServiceState, Stack, StackError
 
 app = typer.Typer(
@@ -100,4 +102,25 @@ def status(ctx: typer.Context, lake: LakeOption = None, json_: JsonOption = Fals
     else:
         console.print(_table(states))
     if not all(s.healthy for s in states):
+        raise typer.Exit(1)
+
+
+@app.command("check")
+def check(ctx: typer.Context, lake: LakeOption = None, json_: JsonOption = False) -> None:
+    """A real round trip through every service, with a readable summary; exit 1 if any fails.
+
+    MQTT publish → subscribe at QoS 1; Kafka produce (acks=all) → consume; PostgreSQL create/insert/select;
+    S3 put/get/list/delete (or the local lake directory with `--lake local`).
+    """
+    settings = app_context(ctx).settings(lake={"backend": lake})
+
+    def show(result: CheckResult) -> None:
+        if not json_:
+            mark = "[green]✓[/]" if result.ok else "[red]✗[/]"
+            console.print(f"{mark} {result.service:<9} {result.detail} [dim]({result.seconds * 1000:.0f} ms)[/]")
+
+    results = run_checks(settings, service_checks(settings), show)
+    if json_:
+        print_json({"ok": all(r.ok for r in results), "checks": [asdict(r) for r in results]})
+    if not all(r.ok for r in results):
         raise typer.Exit(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from confluent_kafka import KafkaException
@@ -15,8 +16,14 @@ class KafkaError(RuntimeError):
 
 
 def client_config(settings: KafkaSettings, **extra: Any) -> dict[str, Any]:
-    """librdkafka settings shared by every producer, consumer and admin client of sensorpipe."""
-    return {"bootstrap.servers": settings.bootstrap_servers, **extra}
+    """librdkafka settings shared by every producer, consumer and admin client of sensorpipe.
+
+    librdkafka's own log lines go through Python logging (`sensorpipe.librdkafka`), not raw to stderr.
+    """
+    return {"bootstrap.servers": settings.bootstrap_servers, "logger": _librdkafka_logger, **extra}
+
+
+_librdkafka_logger = logging.getLogger("sensorpipe.librdkafka")
 
 
 def cluster_summary(settings: KafkaSettings, timeout_s: float = 3.0) -> str:
