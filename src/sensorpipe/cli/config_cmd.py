@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from sensorpipe.cli.console import console, print_json
+from sensorpipe.cli.console import console, print_json, print_markdown
 from sensorpipe.cli.context import app_context
 from sensorpipe.config.settings import describe_fields
 
@@ -29,3 +29,17 @@ def show(ctx: typer.Context, json_: Annotated[bool, typer.Option("--json", help=
         section, name = key.split(".", 1)
         table.add_row(key, str(values[section][name]), env)
     console.print(table)
+
+
+@app.command("reference")
+def reference() -> None:
+    """Print every setting as a Markdown table (the README's configuration reference is this output)."""
+    print_markdown(markdown_reference())
+
+
+def markdown_reference() -> str:
+    lines = ["| setting | default | environment variables | meaning |", "|---|---|---|---|"]
+    for key, default, env, description in describe_fields():
+        names = ", ".join(f"`{name}`" for name in env.split(", "))
+        lines.append(f"| `{key}` | {f'`{default}`' if default else ''} | {names} | {description} |")
+    return "\n".join(lines)

@@ -17,6 +17,11 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
 
 
+def print_markdown(text: str) -> None:
+    """Markdown source, as is, for docs generated from code."""
+    sys.stdout.write(text + "\n")
+
+
 def ok(message: str) -> None:
     console.print(f"[green]✓[/] {message}")
 

@@ -40,20 +40,23 @@ class StackSettings(_Section):
     """Where the local stack keeps its state, and how much memory its JVM gets."""
 
     home: Path = Field(Path(".sensorpipe"), description="state of the local stack: data, logs, pid files")
-    cache_dir: Path = Field(default_factory=_default_cache_dir, description="resolved JVM jars")
+    cache_dir: Path = Field(
+        default_factory=_default_cache_dir,
+        description="resolved JVM jars (default: $XDG_CACHE_HOME or ~/.cache, /sensorpipe)",
+    )
     bind_host: Literal["127.0.0.1"] = Field("127.0.0.1", description="every local service listens here only")
     kafka_heap: str = Field("512m", description="-Xmx of the local Kafka broker")
     start_timeout_s: float = Field(90.0, gt=0, description="how long `stack up` waits for one service")
 
 
 class MqttSettings(_Section):
-    host: str = LOOPBACK
-    port: int = Field(1883, ge=1, le=65535)
+    host: str = Field(LOOPBACK, description="MQTT broker host")
+    port: int = Field(1883, ge=1, le=65535, description="MQTT broker port")
     topic: str = Field("sensors/+/data", description="subscription of the bridge")
-    qos: Literal[0, 1, 2] = 1
-    username: str | None = None
-    password: SecretStr | None = None
-    keepalive_s: int = Field(30, ge=5)
+    qos: Literal[0, 1, 2] = Field(1, description="QoS of publisher and bridge (1: nothing lost)")
+    username: str | None = Field(None, description="MQTT login, when the broker requires one")
+    password: SecretStr | None = Field(None, description="MQTT password")
+    keepalive_s: int = Field(30, ge=5, description="MQTT keep-alive interval")
 
     @property
     def url(self) -> str:
@@ -61,12 +64,12 @@ class MqttSettings(_Section):
 
 
 class KafkaSettings(_Section):
-    bootstrap_servers: str = f"{LOOPBACK}:9092"
-    topic: str = "sensor-data"
-    dlq_topic: str = "sensor-data-dlq"
-    partitions: int = Field(3, ge=1)
-    replication_factor: int = Field(1, ge=1)
-    retention_ms: int = Field(7 * 24 * 3600 * 1000, ge=-1)
+    bootstrap_servers: str = Field(f"{LOOPBACK}:9092", description="Kafka brokers, comma-separated host:port")
+    topic: str = Field("sensor-data", description="readings, keyed by sensor_id")
+    dlq_topic: str = Field("sensor-data-dlq", description="dead-letter topic for invalid records")
+    partitions: int = Field(3, ge=1, description="partitions of the topics sensorpipe creates")
+    replication_factor: int = Field(1, ge=1, description="replication of the topics sensorpipe creates")
+    retention_ms: int = Field(7 * 24 * 3600 * 1000, ge=-1, description="retention of the topics (-1: forever)")
     controller_port: int = Field(9093, ge=1, le=65535, description="KRaft controller of the local broker")
 
     @property
@@ -76,18 +79,18 @@ class KafkaSettings(_Section):
 
 
 class SparkSettings(_Section):
-    master: str = "local[*]"
-    driver_memory: str = "1g"
-    shuffle_partitions: int = Field(4, ge=1)
+    master: str = Field("local[*]", description="Spark master URL: local[*], spark://host:7077, k8s://...")
+    driver_memory: str = Field("1g", description="spark.driver.memory")
+    shuffle_partitions: int = Field(4, ge=1, description="spark.sql.shuffle.partitions")
     ui_port: int | None = Field(None, description="Spark UI port on 127.0.0.1; unset: UI off")
 
 
 class PostgresSettings(_Section):
-    host: str = LOOPBACK
-    port: int = Field(5432, ge=1, le=65535)
-    database: str = "sensordb"
-    user: str = "sensor_user"
-    password: SecretStr = SecretStr("sensor_password")
+    host: str = Field(LOOPBACK, description="PostgreSQL/TimescaleDB host")
+    port: int = Field(5432, ge=1, le=65535, description="PostgreSQL port")
+    database: str = Field("sensordb", description="database of the pipeline")
+    user: str = Field("sensor_user", description="role the pipeline logs in as")
+    password: SecretStr = Field(SecretStr("sensor_password"), description="password of that role")
 
     def dsn(self, *, masked: bool = False) -> str:
         """libpq URL; `masked` hides the password for logs and status output."""
@@ -96,11 +99,13 @@ class PostgresSettings(_Section):
 
 
 class S3Settings(_Section):
-    endpoint: str = f"http://{LOOPBACK}:8333"
-    access_key: str = "sensorpipe"
-    secret_key: SecretStr = SecretStr("sensorpipe-secret")
-    bucket: str = "sensordata"
-    region: str = "us-east-1"
+    endpoint: str = Field(
+        f"http://{LOOPBACK}:8333", description="S3 endpoint (MinIO, SeaweedFS, AWS); http:// if no scheme"
+    )
+    access_key: str = Field("sensorpipe", description="S3 access key")
+    secret_key: SecretStr = Field(SecretStr("sensorpipe-secret"), description="S3 secret key")
+    bucket: str = Field("sensordata", description="bucket of the lake, created by `stack up`")
+    region: str = Field("us-east-1", description="S3 signing region")
 
     @field_validator("endpoint")
     @classmethod
@@ -245,7 +250,7 @@ def describe_fields() -> list[tuple[str, str, str, str]]:
     rows = []
     for section, model in _SECTIONS.items():
         for name, info in model.model_fields.items():
-            default = "" if info.default_factory else str(info.default)
+            default = "" if info.default_factory or info.default is None else str(info.default)
             if isinstance(info.default, SecretStr):
                 default = "(secret)"
             rows.append((f"{section}.{name}", default, ", ".join(env_names(section, name)), info.description or ""))

@@ -1,0 +1,11 @@
+.PHONY: setup run test bench down
+setup:  ## install Debian packages, .venv and the pinned jars (idempotent)
+	scripts/bootstrap.sh
+run:    ## set up, start the local stack, round-trip every service
+	scripts/run
+test:   ## set up, lint, type-check, run the whole suite against real services
+	scripts/test
+bench:  ## stack start-up times and idle memory
+	.venv/bin/python bench/stack_startup.py
+down:   ## stop the local stack (data stays)
+	.venv/bin/sensorpipe stack down

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Idempotent set-up on a fresh Debian/Ubuntu machine: system packages, .venv with the pinned Python
+# dependencies, and the pinned JVM jars. Quiet and fast when everything is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+java_major() { java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1; }
+
+# --- Debian packages -------------------------------------------------------------------------
+need=()
+if ! command -v java >/dev/null || [ "$(java_major)" -lt 17 ]; then need+=(openjdk-17-jre-headless); fi
+command -v mvn >/dev/null || need+=(maven)
+[ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null || need+=(mosquitto)
+compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || need+=(postgresql)
+python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
+if [ "${#need[@]}" -gt 0 ]; then
+  say "installing Debian packages: ${need[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # The packages start system-wide services on 1883 and 5432 where systemd runs; sensorpipe runs its
+  # own instances under .sensorpipe/, so stop the ones we just installed rather than fight over ports.
+  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    for unit in mosquitto postgresql; do
+      if printf '%s\n' "${need[@]}" | grep -qx "$unit" && systemctl is-active --quiet "$unit"; then
+        say "stopping and disabling the system $unit service (sensorpipe runs its own)"
+        $SUDO systemctl disable --now "$unit" >/dev/null 2>&1 || true
+      fi
+    done
+  fi
+fi
+
+# --- Python ----------------------------------------------------------------------------------
+python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
+  || { echo "sensorpipe needs Python 3.11 or newer (found $(python3 --version))" >&2; exit 1; }
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv"
+  python3 -m venv .venv
+fi
+stamp=.venv/.sensorpipe-installed
+fingerprint="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$fingerprint" ]; then
+  say "installing sensorpipe and its pinned dependencies into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e '.[dev]'
+  echo "$fingerprint" > "$stamp"
+fi
+
+# --- JVM jars (Maven, into ~/.cache/sensorpipe/jars) -------------------------------------------
+.venv/bin/sensorpipe jars fetch >/dev/null || .venv/bin/sensorpipe jars fetch
