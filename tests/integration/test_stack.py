@@ -153,13 +153,25 @@ def test_s3_refuses_wrong_keys(stack_settings: Settings) -> None:
         list_buckets(wrong)
 
 
-def test_stack_check_round_trips_every_service(stack_config: Path) -> None:
-    result = sensorpipe("stack", "check", "--json", config=stack_config)
+@pytest.mark.spark
+def test_stack_check_round_trips_every_service_and_spark(stack_config: Path) -> None:
+    """The README's main command ends with this: each service, then Kafka → Spark → S3A Parquet → back."""
+    result = sensorpipe("stack", "check", "--spark", "--json", config=stack_config)
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     assert report["ok"] is True
-    assert [c["service"] for c in report["checks"]] == ["mqtt", "kafka", "postgres", "s3"]
-    assert all(c["ok"] for c in report["checks"])
+    assert [c["service"] for c in report["checks"]] == ["mqtt", "kafka", "postgres", "s3", "spark"]
+    assert all(c["ok"] for c in report["checks"]), report
+    assert "read back: 1 row" in report["checks"][-1]["detail"]
+
+
+def test_stack_check_names_the_service_that_is_down(stack_config: Path) -> None:
+    """Pointed at a port where no broker listens, the summary says which service failed and what to do."""
+    result = sensorpipe("--set", "mqtt.port=1", "stack", "check", config=stack_config)
+    assert result.returncode == 1
+    assert "✗ mqtt" in result.stdout
+    assert "refused the connection: is `sensorpipe stack up` running?" in result.stdout
+    assert "✓ postgres" in result.stdout
 
 
 def test_up_twice_is_harmless(stack_config: Path) -> None:

@@ -106,11 +106,19 @@ def status(ctx: typer.Context, lake: LakeOption = None, json_: JsonOption = Fals
 
 
 @app.command("check")
-def check(ctx: typer.Context, lake: LakeOption = None, json_: JsonOption = False) -> None:
+def check(
+    ctx: typer.Context,
+    lake: LakeOption = None,
+    spark: Annotated[
+        bool, typer.Option("--spark", help="Also carry a record Kafka → Spark → Parquet in the lake → back.")
+    ] = False,
+    json_: JsonOption = False,
+) -> None:
     """A real round trip through every service, with a readable summary; exit 1 if any fails.
 
     MQTT publish → subscribe at QoS 1; Kafka produce (acks=all) → consume; PostgreSQL create/insert/select;
-    S3 put/get/list/delete (or the local lake directory with `--lake local`).
+    S3 put/get/list/delete (or the local lake directory with `--lake local`); with `--spark`, a record
+    read from Kafka by Spark with the pinned connector and written as Parquet to the lake through S3A.
     """
     settings = app_context(ctx).settings(lake={"backend": lake})
 
@@ -119,7 +127,7 @@ def check(ctx: typer.Context, lake: LakeOption = None, json_: JsonOption = False
             mark = "[green]✓[/]" if result.ok else "[red]✗[/]"
             console.print(f"{mark} {result.service:<9} {result.detail} [dim]({result.seconds * 1000:.0f} ms)[/]")
 
-    results = run_checks(settings, service_checks(settings), show)
+    results = run_checks(settings, service_checks(settings, spark=spark), show)
     if json_:
         print_json({"ok": all(r.ok for r in results), "checks": [asdict(r) for r in results]})
     if not all(r.ok for r in results):

@@ -5,12 +5,15 @@ Each check writes something unique, reads it back through the service, and clean
 
 from __future__ import annotations
 
+import json
+import shutil
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
@@ -73,8 +76,7 @@ def mqtt_roundtrip(settings: Settings) -> str:
     return f"QoS 1 publish → subscribe on {mqtt.url}"
 
 
-def kafka_roundtrip(settings: Settings) -> str:
-    """Produce with acks=all to a small topic of our own, then consume that very record."""
+def _ensure_topic(settings: Settings) -> None:
     kafka = settings.kafka
     admin = AdminClient(client_config(kafka))
     futures = admin.create_topics([NewTopic(ROUNDTRIP_TOPIC, num_partitions=1, replication_factor=1)])
@@ -85,14 +87,27 @@ def kafka_roundtrip(settings: Settings) -> str:
             raise RoundTripError(
                 f"Kafka at {kafka.bootstrap_servers} could not create a topic: {e.args[0].str()}"
             ) from e
-    value = uuid.uuid4().bytes
-    delivered: dict[str, object] = {}
+
+
+def _produce_one(settings: Settings, value: bytes) -> int:
+    """Produce with acks=all to the round-trip topic; the record's offset once Kafka confirmed it."""
+    kafka = settings.kafka
+    _ensure_topic(settings)
+    delivered: dict[str, Any] = {}
     producer = Producer(client_config(kafka, acks="all", **{"enable.idempotence": True}))
     producer.produce(ROUNDTRIP_TOPIC, value=value, on_delivery=lambda err, msg: delivered.update(err=err, msg=msg))
     producer.flush(10)
     if delivered.get("err") is not None or "msg" not in delivered:
         raise RoundTripError(f"Kafka at {kafka.bootstrap_servers} did not confirm the record: {delivered.get('err')}")
-    offset = delivered["msg"].offset()  # type: ignore[attr-defined]
+    offset: int = delivered["msg"].offset()
+    return offset
+
+
+def kafka_roundtrip(settings: Settings) -> str:
+    """Produce with acks=all to a small topic of our own, then consume that very record."""
+    kafka = settings.kafka
+    value = uuid.uuid4().bytes
+    offset = _produce_one(settings, value)
     consumer = Consumer(
         client_config(kafka, **{"group.id": f"sensorpipe-rt-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False})
     )
@@ -106,6 +121,51 @@ def kafka_roundtrip(settings: Settings) -> str:
     finally:
         consumer.close()
     raise RoundTripError(f"Kafka at {kafka.bootstrap_servers} did not return the record at offset {offset}")
+
+
+def spark_roundtrip(settings: Settings) -> str:
+    """Kafka → Spark (pinned connector) → Parquet in the lake (S3A or local) → read back: problems 1 and 5."""
+    from pyspark.sql.functions import col
+
+    from sensorpipe.jvm import JarsError
+    from sensorpipe.stream.session import build_session
+
+    marker = uuid.uuid4().hex
+    offset = _produce_one(settings, marker.encode())
+    target = f"{settings.lake_uri}_roundtrip/{marker}"
+    try:
+        spark = build_session(settings, "sensorpipe-roundtrip")
+    except JarsError as e:
+        raise RoundTripError(str(e)) from e
+    try:
+        records = (
+            spark.read.format("kafka")
+            .option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
+            .option("subscribe", ROUNDTRIP_TOPIC)
+            .option("startingOffsets", json.dumps({ROUNDTRIP_TOPIC: {"0": offset}}))
+            .option("endingOffsets", json.dumps({ROUNDTRIP_TOPIC: {"0": offset + 1}}))
+            .load()
+        )
+        records.selectExpr("CAST(value AS STRING) AS value", "offset").write.parquet(target)
+        found = spark.read.parquet(target).where(col("value") == marker).count()
+    except Exception as e:
+        raise RoundTripError(f"Spark could not carry a record from Kafka to {target}: {str(e).splitlines()[0]}") from e
+    finally:
+        spark.stop()
+        _remove_lake_prefix(settings, f"_roundtrip/{marker}")
+    if found != 1:
+        raise RoundTripError(f"Spark wrote {target} but reading it back found {found} rows, not 1")
+    return f"Kafka → Spark → {target} Parquet → read back: 1 row"
+
+
+def _remove_lake_prefix(settings: Settings, prefix: str) -> None:
+    if settings.lake.backend == "local":
+        shutil.rmtree(Path(settings.lake_uri.removeprefix("file://")) / prefix, ignore_errors=True)
+        return
+    client = s3_client(settings.s3)
+    listed = client.list_objects_v2(Bucket=settings.s3.bucket, Prefix=prefix).get("Contents", [])
+    for item in listed:
+        client.delete_object(Bucket=settings.s3.bucket, Key=item["Key"])
 
 
 def postgres_roundtrip(settings: Settings) -> str:
@@ -162,8 +222,8 @@ def local_lake_roundtrip(settings: Settings) -> str:
     return f"write/read/delete in {lake}"
 
 
-def service_checks(settings: Settings) -> dict[str, Callable[[Settings], str]]:
-    """The round trips that fit the configured lake backend."""
+def service_checks(settings: Settings, *, spark: bool = False) -> dict[str, Callable[[Settings], str]]:
+    """The round trips that fit the configured lake backend; Spark's only on request (it starts a JVM)."""
     checks: dict[str, Callable[[Settings], str]] = {
         "mqtt": mqtt_roundtrip,
         "kafka": kafka_roundtrip,
@@ -173,6 +233,8 @@ def service_checks(settings: Settings) -> dict[str, Callable[[Settings], str]]:
         checks["s3"] = s3_roundtrip
     else:
         checks["lake"] = local_lake_roundtrip
+    if spark:
+        checks["spark"] = spark_roundtrip
     return checks
 
 
