@@ -1,0 +1,158 @@
+"""The SparkSession of the stream job, configured from `Settings` in one place.
+
+`spark_conf` is a pure function (settings and jar list in, Spark properties out), so what the job
+runs with is tested without a JVM. `build_session` checks the pinned jar set against the installed
+pyspark first, so a mismatch fails with its fix instead of a `NoClassDefFoundError` deep inside a
+query (the original stack's problem 1), and S3A comes from the one `[s3]` section (problem 5).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sensorpipe.config import Settings
+from sensorpipe.jvm.jars import JarsError, check_spark_jars, resolved
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+logger = logging.getLogger(__name__)
+
+SPARK_LOG_LEVEL = "WARN"
+S3A_FILESYSTEM = "org.apache.hadoop.fs.s3a.S3AFileSystem"
+S3A_CREDENTIALS = "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
+
+_S3A = "spark.hadoop.fs.s3a."
+_SECRET_KEYS = frozenset({f"{_S3A}access.key", f"{_S3A}secret.key"})
+_MASK = "***"
+
+
+def is_local_master(master: str) -> bool:
+    """`local`, `local[*]`, `local[4,2]`, `local-cluster[...]`: every Spark process runs on this machine."""
+    return master == "local" or master.startswith(("local[", "local-cluster["))
+
+
+def runs_in_process(master: str) -> bool:
+    """`local` and `local[...]`: the executors are threads of the driver JVM (not `local-cluster`)."""
+    return master == "local" or master.startswith("local[")
+
+
+def spark_conf(settings: Settings, jars: Sequence[Path]) -> dict[str, str]:
+    """Every Spark property the job needs, derived from `settings`; `jars` is the resolved connector set.
+
+    The jars come from the pinned, Maven-resolved set only (never `spark.jars.packages`: no Ivy at
+    start). With executors in the driver JVM they go on its class path; `spark.jars` would make the
+    local executor copy each of them (the AWS SDK bundle alone is ~690 MB) into a temp directory at
+    every start. Any other master gets them as `spark.jars`, shipped to the executors by Spark.
+    """
+    spark = settings.spark
+    conf: dict[str, str] = {
+        "spark.master": spark.master,
+        "spark.driver.memory": spark.driver_memory,
+        "spark.sql.shuffle.partitions": str(spark.shuffle_partitions),
+        "spark.sql.session.timeZone": "UTC",
+        "spark.ui.showConsoleProgress": "false",
+    }
+    absolute = [str(jar.resolve()) for jar in jars]
+    if runs_in_process(spark.master):
+        conf["spark.driver.extraClassPath"] = os.pathsep.join(absolute)
+    else:
+        conf["spark.jars"] = ",".join(absolute)
+    if is_local_master(spark.master):
+        # Nothing of a local job listens beyond loopback; a cluster's driver must stay reachable.
+        conf["spark.driver.bindAddress"] = settings.stack.bind_host
+        conf["spark.driver.host"] = settings.stack.bind_host
+    if spark.ui_port is None:
+        conf["spark.ui.enabled"] = "false"
+    else:
+        conf["spark.ui.enabled"] = "true"
+        conf["spark.ui.port"] = str(spark.ui_port)
+    conf.update(s3a_conf(settings))
+    return conf
+
+
+def s3a_conf(settings: Settings) -> dict[str, str]:
+    """S3A from the `[s3]` section: the endpoint, keys and region that boto3 and the stack use too.
+
+    Checked against SeaweedFS 4.48 with hadoop-aws 3.5.0: its defaults for checksums
+    (`fs.s3a.checksum.generation=false`, `fs.s3a.request.md5.header=true`), etag change detection
+    and conditional create (`If-None-Match`) all work there, so none is overridden.
+    """
+    s3 = settings.s3
+    return {
+        f"{_S3A}impl": S3A_FILESYSTEM,
+        f"{_S3A}endpoint": s3.endpoint,
+        # Signing needs a region; third-party stores accept any name but `sdk`, `ec2`, `auto`.
+        f"{_S3A}endpoint.region": s3.region,
+        # The bucket never has to resolve as a host name (`minio:9000`, an IP, any local server).
+        f"{_S3A}path.style.access": "true",
+        f"{_S3A}connection.ssl.enabled": str(s3.endpoint.lower().startswith("https://")).lower(),
+        # Only the keys given here: no environment, profile or instance-metadata lookup that may hang.
+        f"{_S3A}aws.credentials.provider": S3A_CREDENTIALS,
+        f"{_S3A}access.key": s3.access_key,
+        f"{_S3A}secret.key": s3.secret_key.get_secret_value(),
+    }
+
+
+def redacted(conf: dict[str, str]) -> dict[str, str]:
+    """The properties with the S3 keys masked, for log lines and error messages."""
+    return {key: (_MASK if key in _SECRET_KEYS else value) for key, value in conf.items()}
+
+
+def _jvm_class_path() -> str | None:
+    """The class path of the JVM pyspark already started in this process, or None when there is none."""
+    from pyspark import SparkContext
+
+    if SparkContext._jvm is None:
+        return None
+    return str(SparkContext._jvm.java.lang.System.getProperty("java.class.path"))
+
+
+def build_session(settings: Settings, app_name: str) -> SparkSession:
+    """A SparkSession with the pinned jars and the settings' binding and S3A; JarsError when the jars do not fit."""
+    problems = check_spark_jars(settings.stack.cache_dir)
+    if problems:
+        raise JarsError("the Spark jar set does not fit the installed pyspark:\n- " + "\n- ".join(problems))
+    jars = resolved("spark", settings.stack.cache_dir)
+    conf = spark_conf(settings, jars)
+    class_path = _jvm_class_path()
+    if class_path is not None and "spark.driver.extraClassPath" in conf:
+        # pyspark keeps its JVM after `stop()`, and a class path only applies when the JVM starts.
+        wanted = conf.pop("spark.driver.extraClassPath").split(os.pathsep)
+        missing = sorted(set(wanted) - set(class_path.split(os.pathsep)))
+        if missing:
+            raise JarsError(
+                f"Spark's JVM already runs in this process without {len(missing)} of the pinned jars"
+                f" ({Path(missing[0]).name}, ...), so S3A and Kafka classes would be missing:"
+                " let build_session start Spark first, in a fresh process"
+            )
+    if is_local_master(settings.spark.master):
+        # Read by the JVM when it starts: the UI and the block manager bind here.
+        os.environ["SPARK_LOCAL_IP"] = settings.stack.bind_host
+
+    from pyspark.sql import SparkSession
+
+    if SparkSession.getActiveSession() is not None:
+        logger.warning("a SparkSession already runs in this process: its jars, master and memory stay as they are")
+    logger.debug("Spark properties: %s", redacted(conf))
+    started = time.monotonic()
+    builder = SparkSession.builder.appName(app_name)
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel(SPARK_LOG_LEVEL)
+    logger.info(
+        "Spark %s session %r on %s in %.1f s (%d connector jars, S3A endpoint %s)",
+        session.version,
+        app_name,
+        settings.spark.master,
+        time.monotonic() - started,
+        len(jars),
+        settings.s3.endpoint,
+    )
+    return session
