@@ -274,3 +274,18 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "Z"
+
+
+def test_a_service_that_cannot_start_is_named_with_its_cause() -> None:
+    home = fresh_home("sensorpipe-broken-")
+    config = write_config(home, ports_from(23000), lake="local")
+    try:
+        result = sensorpipe("--set", "stack.kafka_heap=lots", "stack", "up", config=config, timeout_s=120)
+        assert result.returncode == 1
+        assert "kafka:" in result.stderr
+        assert "Invalid maximum heap size: -Xmxlots" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert list((home / "run").glob("*.pid")) == []  # what this `up` started, it stopped again
+    finally:
+        Stack(load_settings(config_file=config)).down(purge=True)
+        shutil.rmtree(home, ignore_errors=True)

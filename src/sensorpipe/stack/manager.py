@@ -94,26 +94,43 @@ class Stack:
         for service in to_start:
             self._check_ports(service)
         started: list[Service] = []
-        for service in to_start:
-            service.prepare()
-            try:
-                spawn(
-                    service.command(),
-                    log_file=service.log_file,
-                    pid_file=service.pid_file,
-                    cwd=service.dir,
-                    user=service.run_as(),
-                )
-            except ProcessError as e:
-                raise StackError(f"{service.name}: {e}") from e
-            started.append(service)
-            report(service.name, "starting")
-        for service in started:
-            self._wait_ready(service)
-            service.provision()
-            report(service.name, "ready")
+        try:
+            for service in to_start:
+                self._start(service)
+                started.append(service)
+                report(service.name, "starting")
+            for service in started:
+                self._wait_ready(service)
+                self._provision(service)
+                report(service.name, "ready")
+        except StackError:
+            # All or nothing: a failed `up` leaves no half-started stack behind.
+            for service in reversed(started):
+                stop(service.pid_file, sig=service.stop_signal)
+            raise
         self._local_lake()
         return self.status()
+
+    def _start(self, service: Service) -> None:
+        service.prepare()
+        try:
+            spawn(
+                service.command(),
+                log_file=service.log_file,
+                pid_file=service.pid_file,
+                cwd=service.dir,
+                user=service.run_as(),
+            )
+        except ProcessError as e:
+            raise StackError(f"{service.name}: {e}") from e
+
+    def _provision(self, service: Service) -> None:
+        try:
+            service.provision()
+        except StackError:
+            raise
+        except Exception as e:
+            raise StackError(f"{service.name}: provisioning failed ({e}): read {service.log_file}") from e
 
     def _check_ports(self, service: Service) -> None:
         for role, port in service.ports().items():
