@@ -23,7 +23,7 @@ from rich.table import Table
 
 from sensorpipe.config import load_settings
 from sensorpipe.stack import Stack
-from sensorpipe.stack.process import group_members, rss_bytes
+from sensorpipe.stack.process import group_rss_bytes
 
 BASE_PORT = 23000
 CONFIG = """\
@@ -80,7 +80,7 @@ def measure(runs: int, idle_s: float) -> dict[str, object]:
                 time.sleep(idle_s)
                 for state in Stack(load_settings(config_file=config)).status():
                     if state.pid:
-                        memory[state.name] = sum(rss_bytes(pid) for pid in group_members(state.pid) or [state.pid])
+                        memory[state.name] = group_rss_bytes(state.pid)
         finally:
             _cli(config, "down", "--purge")
             shutil.rmtree(home, ignore_errors=True)

@@ -18,9 +18,11 @@ from sensorpipe.config.settings import parse_assignments
 app = typer.Typer(
     name="sensorpipe",
     help="IoT readings from MQTT through Kafka and Spark into a Parquet lake and PostgreSQL, losing nothing.\n\n"
-    "Settings come from flags, then environment variables (SENSORPIPE_<SECTION>_<FIELD> or the original"
-    " stack's MQTT_BROKER, KAFKA_BOOTSTRAP_SERVERS, POSTGRES_*, MINIO_* ...), then sensorpipe.toml,"
-    " then defaults that point at the local stack. See `sensorpipe config show`.",
+    "Settings come from flags (`--set section.field=value`), then environment variables"
+    " (`SENSORPIPE_SECTION_FIELD`, or the original stack's `MQTT_BROKER`, `KAFKA_BOOTSTRAP_SERVERS`,"
+    " `POSTGRES_HOST`, `MINIO_ENDPOINT` ...), then `sensorpipe.toml`, then defaults that point at the"
+    " local stack. See `sensorpipe config show`.\n\n"
+    "Start here: `sensorpipe stack up`, then `sensorpipe stack check`.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",

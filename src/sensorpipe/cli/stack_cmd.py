@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import typer
 from rich.table import Table
 
-from sensorpipe.cli.console import console, fail, ok, print_json
+from sensorpipe.cli.console import console, err_console, fail, ok, print_json
 from sensorpipe.cli.context import app_context
 from sensorpipe.ops.roundtrip import CheckResult, run_checks, service_checks
 from sensorpipe.stack import ServiceState, Stack, StackError
@@ -58,7 +58,7 @@ def up(ctx: typer.Context, lake: LakeOption = None, json_: JsonOption = False) -
     stack = Stack(settings)
     began = time.monotonic()
     try:
-        with console.status("starting the local stack ...") as spinner:
+        with err_console.status("starting the local stack ...") as spinner:
 
             def report(service: str, line: str) -> None:
                 spinner.update(f"{service}: {line}")

@@ -6,7 +6,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from sensorpipe.stack import ports
 from sensorpipe.stack.kafka import Kafka
 from sensorpipe.stack.mosquitto import Mosquitto
 from sensorpipe.stack.postgres import Postgres
-from sensorpipe.stack.process import ProcessError, exited, rss_bytes, spawn, stop
+from sensorpipe.stack.process import ProcessError, exited, group_rss_bytes, spawn, stop
 from sensorpipe.stack.seaweedfs import SeaweedS3
 from sensorpipe.stack.service import NotReady, Service, StackError
 from sensorpipe.storage.s3 import S3Error, list_buckets
@@ -36,7 +36,6 @@ class ServiceState:
     pid: int | None = None
     rss_bytes: int = 0
     log: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -208,7 +207,7 @@ class Stack:
             healthy,
             detail,
             pid=pid,
-            rss_bytes=rss_bytes(pid) if pid else 0,
+            rss_bytes=group_rss_bytes(pid) if pid else 0,
             log=str(service.log_file) if managed else None,
         )
 

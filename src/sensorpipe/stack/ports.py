@@ -16,15 +16,6 @@ def is_free(host: str, port: int) -> bool:
     return True
 
 
-def is_open(host: str, port: int, timeout_s: float = 0.5) -> bool:
-    """Something accepts TCP connections there."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s):
-            return True
-    except OSError:
-        return False
-
-
 def holder(port: int) -> str | None:
     """`pid 123 (mosquitto)` for the process listening on `port`, when /proc lets us see it."""
     inodes = set()

@@ -165,3 +165,8 @@ def rss_bytes(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+def group_rss_bytes(pgid: int) -> int:
+    """Resident memory of a service: its leader and every process of its group (PostgreSQL's workers)."""
+    return sum(rss_bytes(pid) for pid in group_members(pgid) or [pgid])
