@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, ClusterMetadata
 
 from sensorpipe.config import KafkaSettings
 
@@ -26,14 +26,18 @@ def client_config(settings: KafkaSettings, **extra: Any) -> dict[str, Any]:
 _librdkafka_logger = logging.getLogger("sensorpipe.librdkafka")
 
 
-def cluster_summary(settings: KafkaSettings, timeout_s: float = 3.0) -> str:
-    """One metadata request: the health check of the broker."""
-    admin = AdminClient(client_config(settings, log_level=0))
+def cluster_metadata(admin: AdminClient, settings: KafkaSettings, timeout_s: float) -> ClusterMetadata:
+    """One metadata request, or a KafkaError that says what to do."""
     try:
-        metadata = admin.list_topics(timeout=timeout_s)
+        return admin.list_topics(timeout=timeout_s)
     except KafkaException as e:
         raise KafkaError(
             f"Kafka at {settings.bootstrap_servers} did not answer a metadata request ({e.args[0].str()}):"
             " is `sensorpipe stack up` running?"
         ) from e
+
+
+def cluster_summary(settings: KafkaSettings, timeout_s: float = 3.0) -> str:
+    """The health check of the broker."""
+    metadata = cluster_metadata(AdminClient(client_config(settings, log_level=0)), settings, timeout_s)
     return f"{len(metadata.brokers)} broker(s), {len(metadata.topics)} topic(s)"
