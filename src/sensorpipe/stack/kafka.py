@@ -61,6 +61,17 @@ def _java() -> str:
     return java
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id as Kafka makes one: 22 URL-safe base64 characters, never starting with `-`.
+
+    A leading `-` would be read as an option by the storage tool (Kafka's own Uuid avoids it too).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 class Kafka(Service):
     name = "kafka"
 
@@ -108,14 +119,13 @@ class Kafka(Service):
         (self.dir / "log4j2.properties").write_text(_LOG4J2)
         if (data / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         result = subprocess.run(
             [
                 *self._jvm(),
                 "kafka.tools.StorageTool",
                 "format",
-                "-t",
-                cluster_id,
+                f"--cluster-id={cluster_id}",
                 "-c",
                 str(self.dir / "server.properties"),
             ],
