@@ -169,7 +169,11 @@ class Stack:
     def down(self, *, purge: bool = False, report: Report = _quiet) -> None:
         """Stop exactly the processes the stack started; `purge` also deletes the stack's home."""
         for service in reversed(self._all_services()):
-            if stop(service.pid_file, sig=service.stop_signal):
+            try:
+                stopped = stop(service.pid_file, sig=service.stop_signal)
+            except ProcessError as e:
+                raise StackError(f"{service.name}: {e}: read {service.log_file}") from e
+            if stopped:
                 report(service.name, "stopped")
         if purge and self.home.exists():
             if not (self.home / _MARKER).exists():

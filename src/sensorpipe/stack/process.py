@@ -117,7 +117,8 @@ def exited(pid: int) -> bool:
 def stop(pid_file: PidFile, *, sig: signal.Signals = signal.SIGTERM, timeout_s: float = 30.0) -> bool:
     """Stop the process the pid file names and its children, politely then with SIGKILL.
 
-    Returns False if it was not running. Returns only once no process of its group is left.
+    Returns False if it was not running. Returns once no process of its group is left; raises
+    ProcessError if one survives SIGKILL for 10 s (stuck in the kernel), rather than hang.
     """
     pid = pid_file.running_pid()
     if pid is None:
@@ -129,7 +130,10 @@ def stop(pid_file: PidFile, *, sig: signal.Signals = signal.SIGTERM, timeout_s: 
         time.sleep(0.1)
     if not exited(pid) or group_members(pid):
         _signal_group(pid, signal.SIGKILL)
+        killed_by = time.monotonic() + 10
         while not exited(pid) or group_members(pid):
+            if time.monotonic() > killed_by:
+                raise ProcessError(f"pid {pid} and its group survive SIGKILL: {group_members(pid)}")
             time.sleep(0.05)
     pid_file.remove()
     return True
