@@ -22,7 +22,7 @@ from sensorpipe.config import S3Settings, Settings, load_settings
 from sensorpipe.ingest.kafka_client import client_config
 from sensorpipe.ingest.mqtt_client import connect, make_client
 from sensorpipe.stack import Stack
-from sensorpipe.stack.process import group_members
+from sensorpipe.stack.process import group_members, stat_fields
 from sensorpipe.storage.s3 import S3Error, list_buckets, s3_client
 from tests.support import TEST_PORTS, fresh_home, listening_addresses, ports_from, sensorpipe, write_config
 
@@ -249,7 +249,7 @@ def test_down_stops_exactly_our_processes_and_keeps_data() -> None:
 
         down = sensorpipe("stack", "down", config=config)
         assert down.returncode == 0, down.stderr
-        alive = [pid for pid in pids if Path(f"/proc/{pid}").exists() and "Z" not in _state(pid)]
+        alive = [pid for pid in pids if (fields := stat_fields(pid)) is not None and fields[0] != "Z"]
         assert alive == []
         assert bystander.poll() is None  # not ours: untouched
         assert (home / "postgres" / "data" / "PG_VERSION").exists()
@@ -267,13 +267,6 @@ def test_down_stops_exactly_our_processes_and_keeps_data() -> None:
         bystander.wait()
         Stack(load_settings(config_file=config)).down() if home.exists() else None
         shutil.rmtree(home, ignore_errors=True)
-
-
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return "Z"
 
 
 def test_a_service_that_cannot_start_is_named_with_its_cause() -> None:

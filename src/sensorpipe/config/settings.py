@@ -191,10 +191,15 @@ class Settings(BaseSettings):
         return self.stack.home.resolve()
 
     @property
+    def lake_dir(self) -> Path:
+        """Directory of the lake when `lake.backend` is local."""
+        return (self.lake.local_dir or self.home / "lake").resolve()
+
+    @property
     def lake_uri(self) -> str:
         """Root of the lake as Spark sees it: `s3a://bucket/` or `file:///abs/dir`."""
         if self.lake.backend == "local":
-            return (self.lake.local_dir or self.home / "lake").resolve().as_uri()
+            return self.lake_dir.as_uri()
         return f"s3a://{self.s3.bucket}/"
 
 

@@ -31,31 +31,38 @@ def pipeline_topics(settings: KafkaSettings) -> list[str]:
     return [settings.topic, settings.dlq_topic]
 
 
+def create_missing(
+    admin: AdminClient, settings: KafkaSettings, topics: list[NewTopic], timeout_s: float = 15.0
+) -> set[str]:
+    """Create `topics`; one that exists already (or appears meanwhile) is not an error. Returns those created."""
+    if not topics:
+        return set()
+    created = set()
+    for name, future in admin.create_topics(topics, operation_timeout=timeout_s).items():
+        try:
+            future.result(timeout=timeout_s)
+        except KafkaException as e:
+            error = e.args[0]
+            if error.name() == "TOPIC_ALREADY_EXISTS":
+                continue
+            raise KafkaError(f"Kafka at {settings.bootstrap_servers} refused to create {name}: {error.str()}") from e
+        logger.info("created topic %s", name)
+        created.add(name)
+    return created
+
+
 def create_topics(settings: KafkaSettings, timeout_s: float = 15.0) -> list[TopicOutcome]:
     """Create every pipeline topic that does not exist; describe the ones that do."""
     admin = AdminClient(client_config(settings))
     existing = cluster_metadata(admin, settings, timeout_s).topics
-    outcomes: list[TopicOutcome] = []
-    wanted = [name for name in pipeline_topics(settings) if name not in existing]
-    if wanted:
-        config = {"retention.ms": str(settings.retention_ms)}
-        futures = admin.create_topics(
-            [NewTopic(name, settings.partitions, settings.replication_factor, config=config) for name in wanted],
-            operation_timeout=timeout_s,
-        )
-        for name, future in futures.items():
-            try:
-                future.result(timeout=timeout_s)
-            except KafkaException as e:
-                error = e.args[0]
-                if error.name() == "TOPIC_ALREADY_EXISTS":  # created meanwhile by another process
-                    continue
-                raise KafkaError(
-                    f"Kafka at {settings.bootstrap_servers} refused to create {name}: {error.str()}"
-                ) from e
-            logger.info("created topic %s (%d partitions)", name, settings.partitions)
-            outcomes.append(TopicOutcome(name, True, settings.partitions))
-    created = {o.topic for o in outcomes}
+    config = {"retention.ms": str(settings.retention_ms)}
+    wanted = [
+        NewTopic(name, settings.partitions, settings.replication_factor, config=config)
+        for name in pipeline_topics(settings)
+        if name not in existing
+    ]
+    created = create_missing(admin, settings, wanted, timeout_s)
+    outcomes = [TopicOutcome(name, True, settings.partitions) for name in created]
     metadata = cluster_metadata(admin, settings, timeout_s).topics
     for name in pipeline_topics(settings):
         if name in created:

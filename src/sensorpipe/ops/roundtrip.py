@@ -12,16 +12,16 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import psycopg
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from sensorpipe.config import Settings
-from sensorpipe.ingest.kafka_client import client_config
+from sensorpipe.ingest.kafka_client import KafkaError, client_config
 from sensorpipe.ingest.mqtt_client import MqttError, connect, make_client
+from sensorpipe.ingest.topics import create_missing
 from sensorpipe.storage.s3 import S3Error, explain, s3_client
 
 ROUNDTRIP_TOPIC = "sensorpipe-roundtrip"
@@ -77,16 +77,10 @@ def mqtt_roundtrip(settings: Settings) -> str:
 
 
 def _ensure_topic(settings: Settings) -> None:
-    kafka = settings.kafka
-    admin = AdminClient(client_config(kafka))
-    futures = admin.create_topics([NewTopic(ROUNDTRIP_TOPIC, num_partitions=1, replication_factor=1)])
     try:
-        futures[ROUNDTRIP_TOPIC].result(timeout=10)
-    except KafkaException as e:
-        if e.args[0].name() != "TOPIC_ALREADY_EXISTS":
-            raise RoundTripError(
-                f"Kafka at {kafka.bootstrap_servers} could not create a topic: {e.args[0].str()}"
-            ) from e
+        create_missing(AdminClient(client_config(settings.kafka)), settings.kafka, [NewTopic(ROUNDTRIP_TOPIC, 1, 1)])
+    except KafkaError as e:
+        raise RoundTripError(str(e)) from e
 
 
 def _produce_one(settings: Settings, value: bytes) -> int:
@@ -160,7 +154,7 @@ def spark_roundtrip(settings: Settings) -> str:
 
 def _remove_lake_prefix(settings: Settings, prefix: str) -> None:
     if settings.lake.backend == "local":
-        shutil.rmtree(Path(settings.lake_uri.removeprefix("file://")) / prefix, ignore_errors=True)
+        shutil.rmtree(settings.lake_dir / prefix, ignore_errors=True)
         return
     client = s3_client(settings.s3)
     listed = client.list_objects_v2(Bucket=settings.s3.bucket, Prefix=prefix).get("Contents", [])
@@ -206,7 +200,7 @@ def s3_roundtrip(settings: Settings) -> str:
 
 def local_lake_roundtrip(settings: Settings) -> str:
     """Write a file into the local lake directory, read it back, remove it."""
-    lake = Path(settings.lake_uri.removeprefix("file://"))
+    lake = settings.lake_dir
     probe = lake / f"_roundtrip-{uuid.uuid4().hex}.txt"
     body = uuid.uuid4().bytes
     try:

@@ -164,7 +164,7 @@ class Stack:
 
     def _local_lake(self) -> None:
         if self.settings.lake.backend == "local":
-            Path(self.settings.lake_uri.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+            self.settings.lake_dir.mkdir(parents=True, exist_ok=True)
 
     def down(self, *, purge: bool = False, report: Report = _quiet) -> None:
         """Stop exactly the processes the stack started; `purge` also deletes the stack's home."""
@@ -218,7 +218,7 @@ class Stack:
     def _lake_state(self) -> ServiceState:
         uri = self.settings.lake_uri
         if self.settings.lake.backend == "local":
-            path = Path(uri.removeprefix("file://"))
+            path = self.settings.lake_dir
             ok = path.is_dir()
             return ServiceState("lake", {"uri": uri}, False, ok, "local directory" if ok else f"{path} is missing")
         bucket = self.settings.s3.bucket

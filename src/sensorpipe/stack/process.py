@@ -22,14 +22,18 @@ class ProcessError(RuntimeError):
     """A process of the stack could not be started or stopped."""
 
 
-def _start_ticks(pid: int) -> int | None:
-    """Start time of `pid` in clock ticks since boot (field 22 of /proc/<pid>/stat), None if gone."""
+def stat_fields(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat after the command name: [state, ppid, pgrp, ...]; None when the process is gone."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    fields = stat.rsplit(")", 1)[1].split()
-    return int(fields[19])
+
+
+def _start_ticks(pid: int) -> int | None:
+    """Start time of `pid` in clock ticks since boot (field 22 of /proc/<pid>/stat), None if gone."""
+    fields = stat_fields(pid)
+    return int(fields[19]) if fields else None
 
 
 @dataclass(frozen=True)
@@ -62,10 +66,8 @@ class PidFile:
 
 
 def _is_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
+    fields = stat_fields(pid)
+    return fields is None or fields[0] == "Z"
 
 
 def spawn(
@@ -149,13 +151,8 @@ def group_members(pgid: int) -> list[int]:
     """Live processes of process group `pgid` (field 5 of /proc/<pid>/stat), zombies excluded."""
     members = []
     for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
+        fields = stat_fields(int(proc.name)) if proc.name.isdigit() else None
+        if fields and int(fields[2]) == pgid and fields[0] != "Z":
             members.append(int(proc.name))
     return members
 
