@@ -1,9 +1,11 @@
 """Configuration: one frozen settings object built from flags, environment, `sensorpipe.toml` and defaults."""
 
 from sensorpipe.config.settings import (
+    BridgeSettings,
     KafkaSettings,
     MqttSettings,
     PostgresSettings,
+    ReadingsSettings,
     S3Settings,
     Settings,
     SparkSettings,
@@ -12,9 +14,11 @@ from sensorpipe.config.settings import (
 )
 
 __all__ = [
+    "BridgeSettings",
     "KafkaSettings",
     "MqttSettings",
     "PostgresSettings",
+    "ReadingsSettings",
     "S3Settings",
     "Settings",
     "SparkSettings",

@@ -52,7 +52,10 @@ class StackSettings(_Section):
 class MqttSettings(_Section):
     host: str = Field(LOOPBACK, description="MQTT broker host")
     port: int = Field(1883, ge=1, le=65535, description="MQTT broker port")
-    topic: str = Field("sensors/+/data", description="subscription of the bridge")
+    topic: str = Field("sensors/+/data", description="subscription of the bridge: sensors/<id>/data")
+    legacy_topic: str | None = Field(
+        "sensors/data", description="also subscribed by the bridge: the original stack's topic; empty to skip"
+    )
     qos: Literal[0, 1, 2] = Field(1, description="QoS of publisher and bridge (1: nothing lost)")
     username: str | None = Field(None, description="MQTT login, when the broker requires one")
     password: SecretStr | None = Field(None, description="MQTT password")
@@ -61,6 +64,31 @@ class MqttSettings(_Section):
     @property
     def url(self) -> str:
         return f"mqtt://{self.host}:{self.port}"
+
+
+class ReadingsSettings(_Section):
+    """The data contract's defaults, shared by the bridge and the stream job."""
+
+    default_sensor_id: str = Field(
+        "default", min_length=1, description="sensor id of a reading that names none, on a topic that names none"
+    )
+
+
+class BridgeSettings(_Section):
+    """The MQTT → Kafka bridge: one persistent MQTT session, acknowledged only after Kafka confirmed."""
+
+    client_id: str = Field(
+        "sensorpipe-bridge", min_length=1, description="MQTT client id; fixed, so the broker keeps the session"
+    )
+    share_group: str | None = Field(
+        None, description="MQTT v5 shared subscription group: bridges in one group split the load"
+    )
+    max_in_flight: int = Field(
+        2000, ge=1, description="messages received but not yet confirmed by Kafka before MQTT is paused"
+    )
+    linger_ms: int = Field(5, ge=0, description="Kafka producer linger.ms: batching against latency")
+    metrics_port: int | None = Field(9310, ge=1, le=65535, description="Prometheus metrics on 127.0.0.1; unset: off")
+    status_interval_s: float = Field(5.0, gt=0, description="seconds between the bridge's status lines")
 
 
 class KafkaSettings(_Section):
@@ -130,6 +158,8 @@ class LakeSettings(_Section):
 _SECTIONS: dict[str, type[_Section]] = {
     "stack": StackSettings,
     "mqtt": MqttSettings,
+    "readings": ReadingsSettings,
+    "bridge": BridgeSettings,
     "kafka": KafkaSettings,
     "spark": SparkSettings,
     "postgres": PostgresSettings,
@@ -165,6 +195,8 @@ class Settings(BaseSettings):
 
     stack: StackSettings = StackSettings()
     mqtt: MqttSettings = MqttSettings()
+    readings: ReadingsSettings = ReadingsSettings()
+    bridge: BridgeSettings = BridgeSettings()
     kafka: KafkaSettings = KafkaSettings()
     spark: SparkSettings = SparkSettings()
     postgres: PostgresSettings = PostgresSettings()
