@@ -23,7 +23,7 @@ class Backoff:
     @property
     def cap_s(self) -> float:
         """The longest delay the next attempt may wait."""
-        return min(self.max_s, self.initial_s * 2 ** min(self.attempts, 32))
+        return min(self.max_s, self.initial_s * float(2 ** min(self.attempts, 32)))
 
     def next_delay(self) -> float:
         """The delay before the next attempt; counts the attempt."""
