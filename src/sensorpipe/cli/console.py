@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from typing import Any, NoReturn
 
@@ -30,3 +31,11 @@ def fail(message: str, code: int = 1) -> NoReturn:
     """Print one clear error (cause and fix, no stack trace) and exit."""
     err_console.print(f"[red]✗[/] {message}")
     raise SystemExit(code)
+
+
+def log_events() -> None:
+    """Long-running services (bridge, stream job) log one timestamped line per event on stderr."""
+    package = logging.getLogger("sensorpipe")
+    package.setLevel(min(logging.getLogger().getEffectiveLevel(), logging.INFO))
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

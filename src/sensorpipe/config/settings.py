@@ -87,7 +87,8 @@ class BridgeSettings(_Section):
         2000, ge=1, description="messages received but not yet confirmed by Kafka before MQTT is paused"
     )
     linger_ms: int = Field(5, ge=0, description="Kafka producer linger.ms: batching against latency")
-    metrics_port: int | None = Field(9310, ge=1, le=65535, description="Prometheus metrics on 127.0.0.1; unset: off")
+    metrics_host: str = Field(LOOPBACK, description="address of the metrics endpoint (0.0.0.0 inside a container)")
+    metrics_port: int | None = Field(9310, ge=1, le=65535, description="Prometheus metrics port; unset: off")
     status_interval_s: float = Field(5.0, gt=0, description="seconds between the bridge's status lines")
 
 

@@ -22,10 +22,34 @@ def make_client(settings: MqttSettings, client_id: str, *, clean_session: bool =
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311, clean_session=clean_session
     )
+    return _with_credentials(client, settings)
+
+
+def make_v5_client(settings: MqttSettings, client_id: str, *, manual_ack: bool = False) -> mqtt.Client:
+    """A paho MQTT v5 client: session expiry, receive maximum and shared subscriptions are v5 features.
+
+    `manual_ack=True` leaves every QoS 1 acknowledgement to the caller (`client.ack`).
+    """
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=manual_ack)
+    return _with_credentials(client, settings)
+
+
+def _with_credentials(client: mqtt.Client, settings: MqttSettings) -> mqtt.Client:
     if settings.username:
         password = settings.password.get_secret_value() if settings.password else None
         client.username_pw_set(settings.username, password)
     return client
+
+
+def connect_error(host: str, port: int, error: OSError) -> str:
+    """What a failed TCP connect to the broker means for the user, and what to do."""
+    if isinstance(error, ConnectionRefusedError):
+        return f"MQTT broker at {host}:{port} refused the connection: is `sensorpipe stack up` running?"
+    return f"MQTT broker at {host}:{port} is unreachable ({error}): check mqtt.host and mqtt.port"
+
+
+def refused_login(host: str, port: int, reason: ReasonCode) -> str:
+    return f"MQTT broker at {host}:{port} refused the login ({reason}): check mqtt.username/mqtt.password"
 
 
 def connect(client: mqtt.Client, host: str, port: int, keepalive_s: int = 30, timeout_s: float = 5.0) -> None:
@@ -38,12 +62,8 @@ def connect(client: mqtt.Client, host: str, port: int, keepalive_s: int = 30, ti
     client.on_connect = on_connect
     try:
         client.connect(host, port, keepalive=keepalive_s)
-    except ConnectionRefusedError as e:
-        raise MqttError(
-            f"MQTT broker at {host}:{port} refused the connection: is `sensorpipe stack up` running?"
-        ) from e
     except OSError as e:
-        raise MqttError(f"MQTT broker at {host}:{port} is unreachable ({e}): check mqtt.host and mqtt.port") from e
+        raise MqttError(connect_error(host, port, e)) from e
     deadline = time.monotonic() + timeout_s
     while "reason" not in outcome:
         if time.monotonic() > deadline:
@@ -52,9 +72,7 @@ def connect(client: mqtt.Client, host: str, port: int, keepalive_s: int = 30, ti
         client.loop(timeout=0.05)
     if outcome["reason"].is_failure:
         client.disconnect()
-        raise MqttError(
-            f"MQTT broker at {host}:{port} refused the login ({outcome['reason']}): check mqtt.username/mqtt.password"
-        )
+        raise MqttError(refused_login(host, port, outcome["reason"]))
 
 
 def probe_connect(host: str, port: int, settings: MqttSettings) -> str:
