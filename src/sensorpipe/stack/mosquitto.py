@@ -22,7 +22,7 @@ autosave_interval 5
 # QoS 1 messages queued for a disconnected persistent client (the bridge while it restarts).
 # The default of 1000 would silently drop readings during a short bridge outage.
 max_queued_messages 1000000
-max_inflight_messages 100
+max_inflight_messages 1000
 
 log_dest stdout
 log_type error

@@ -22,6 +22,9 @@ class ProcessError(RuntimeError):
     """A process of the stack could not be started or stopped."""
 
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
 def stat_fields(pid: int) -> list[str] | None:
     """/proc/<pid>/stat after the command name: [state, ppid, pgrp, ...]; None when the process is gone."""
     try:
@@ -166,6 +169,17 @@ def rss_bytes(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, 0 when it is gone."""
+    fields = stat_fields(pid)
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS if fields else 0.0
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU time of a service: its leader and every process of its group."""
+    return sum(cpu_seconds(pid) for pid in group_members(pgid) or [pgid])
 
 
 def group_rss_bytes(pgid: int) -> int:

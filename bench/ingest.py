@@ -1,0 +1,310 @@
+"""The bridge against the MQTT ceiling, measured side by side on one broker.
+
+1. Ceiling: plain paho publish → subscribe at QoS 1 (in-flight window 100, one ~100-byte reading per
+   message), the rate DESIGN.md compares the bridge with.
+2. Bridge: the same publisher, `sensorpipe bridge` (QoS 1, manual acknowledgements, acks=all) forwarding
+   into Kafka: its sustained forward rate, its CPU per 10,000 messages/s, MQTT receive → Kafka ack
+   latency p50/p99, and a loss check (records in Kafka = messages the broker acknowledged).
+3. The same with gateway batches (`--batch` readings per message), and with two bridges in one share group.
+
+Runs its own stack in a fresh home on ports 24000+ (a stack on the default ports keeps running):
+
+    .venv/bin/python bench/ingest.py [--duration 15] [--batch 50] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from confluent_kafka import Consumer, TopicPartition
+from paho.mqtt.enums import CallbackAPIVersion
+from rich.console import Console
+from rich.table import Table
+
+from sensorpipe.config import Settings, load_settings
+from sensorpipe.ingest.kafka_client import client_config
+from sensorpipe.stack import Stack
+from sensorpipe.stack.process import cpu_seconds, group_cpu_seconds
+
+BASE_PORT = 24000
+CONFIG = """\
+[stack]
+home = "{home}"
+[mqtt]
+port = {base}
+[kafka]
+bootstrap_servers = "127.0.0.1:{kafka}"
+controller_port = {controller}
+[postgres]
+port = {postgres}
+[lake]
+backend = "local"
+"""
+WINDOW = 100
+
+
+def reading(seq: int) -> dict[str, Any]:
+    return {
+        "sensor_id": f"sensor-{seq % 100:03d}",
+        "timestamp": round(1_790_000_000 + seq / 1000, 3),
+        "temperature": round(20 + (seq % 70) / 10, 2),
+        "humidity": round(40 + (seq % 300) / 10, 1),
+        "seq": seq,
+    }
+
+
+def payload(seq: int, batch: int) -> bytes:
+    if batch == 1:
+        return json.dumps(reading(seq), separators=(",", ":")).encode()
+    return json.dumps([reading(seq * batch + i) for i in range(batch)], separators=(",", ":")).encode()
+
+
+def publish(port: int, topic_prefix: str, duration_s: float, batch: int, done: Any) -> None:
+    """As fast as QoS 1 with a window of 100 allows, for `duration_s`; reports messages the broker acknowledged."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{uuid.uuid4().hex[:6]}")
+    client.max_inflight_messages_set(WINDOW)
+    client.max_queued_messages_set(WINDOW * 10)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    began = time.monotonic()
+    infos = []
+    seq = 0
+    while time.monotonic() - began < duration_s:
+        info = client.publish(f"{topic_prefix}/sensor-{seq % 100:03d}/data", payload(seq, batch), qos=1)
+        if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+            time.sleep(0.0005)
+            continue
+        infos.append(info)
+        seq += 1
+    for info in infos:
+        info.wait_for_publish(60)
+    client.loop_stop()
+    done.put(sum(1 for i in infos if i.is_published()))
+
+
+def subscribe(port: int, topic_filter: str, ready: Any, done: Any, expected_idle_s: float = 3.0) -> None:
+    """Counts messages until none arrived for `expected_idle_s`; reports count and first/last receive times."""
+    times: list[float] = []
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-sub-{uuid.uuid4().hex[:6]}")
+    client.on_message = lambda _c, _u, _m: times.append(time.monotonic())
+    client.on_subscribe = lambda *_a: ready.put(True)
+    client.connect("127.0.0.1", port)
+    client.subscribe(topic_filter, qos=1)
+    while not times or time.monotonic() - times[-1] < expected_idle_s:
+        client.loop(timeout=0.1)
+    done.put((len(times), times[0], times[-1]))
+
+
+def paho_ceiling(port: int, duration_s: float) -> dict[str, float]:
+    ctx = mp.get_context("spawn")
+    ready, sub_done, pub_done = ctx.Queue(), ctx.Queue(), ctx.Queue()
+    prefix = f"ceil{uuid.uuid4().hex[:6]}"
+    sub = ctx.Process(target=subscribe, args=(port, f"{prefix}/+/data", ready, sub_done))
+    sub.start()
+    ready.get(timeout=30)
+    pub = ctx.Process(target=publish, args=(port, prefix, duration_s, 1, pub_done))
+    pub.start()
+    acknowledged = pub_done.get(timeout=duration_s + 120)
+    count, first, last = sub_done.get(timeout=duration_s + 120)
+    pub.join()
+    sub.join()
+    return {"published": acknowledged, "received": count, "rate": count / (last - first)}
+
+
+class BridgeRun:
+    """`sensorpipe bridge` processes on one lane, with their counters read from /metrics."""
+
+    def __init__(self, config: Path, settings: Settings, bridges: int) -> None:
+        self.lane = f"b{uuid.uuid4().hex[:6]}"
+        self.topic = f"{self.lane}-data"
+        self.ports = [BASE_PORT + 310 + i for i in range(bridges)]
+        self.processes = []
+        for index, metrics_port in enumerate(self.ports):
+            flags = {
+                "mqtt.topic": f"{self.lane}/+/data",
+                "mqtt.legacy_topic": "",
+                "kafka.topic": self.topic,
+                "kafka.dlq_topic": f"{self.lane}-dlq",
+                "bridge.client_id": f"{self.lane}-{index}",
+                "bridge.metrics_port": str(metrics_port),
+                **({"bridge.share_group": self.lane} if bridges > 1 else {}),
+            }
+            args = [arg for k, v in flags.items() for arg in ("--set", f"{k}={v}")]
+            self.processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "sensorpipe", "--config", str(config), *args, "bridge", "--json"],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    text=True,
+                )
+            )
+        self.settings = settings
+        for port in self.ports:
+            self._wait_metrics(port)
+
+    def _wait_metrics(self, port: int) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if "sensorpipe_bridge_mqtt_connected 1.0" in self._scrape(port):
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise SystemExit(f"bridge on metrics port {port} did not connect within 60 s")
+
+    @staticmethod
+    def _scrape(port: int) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            return str(response.read().decode())
+
+    def forwarded(self) -> float:
+        total = 0.0
+        for port in self.ports:
+            for line in self._scrape(port).splitlines():
+                if line.startswith("sensorpipe_bridge_forwarded_total "):
+                    total += float(line.split()[1])
+        return total
+
+    def cpu_seconds(self) -> float:
+        return sum(cpu_seconds(process.pid) for process in self.processes)
+
+    def kafka_records(self) -> int:
+        consumer = Consumer(client_config(self.settings.kafka, **{"group.id": f"bench-{uuid.uuid4().hex}"}))
+        partitions = consumer.list_topics(self.topic, timeout=10).topics[self.topic].partitions
+        total = 0
+        for partition in partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(self.topic, partition), timeout=10)
+            total += high - low
+        consumer.close()
+        return total
+
+    def stop(self) -> list[dict[str, Any]]:
+        totals = []
+        for process in self.processes:
+            process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            out, _ = process.communicate(timeout=60)
+            totals.append(json.loads(out))
+        return totals
+
+
+def service_cpu(stack: Stack) -> dict[str, float]:
+    """CPU seconds used so far by the broker processes of the stack."""
+    return {
+        s.name: group_cpu_seconds(pid)
+        for s in stack.services
+        if s.name in ("mqtt", "kafka") and (pid := s.pid_file.running_pid())
+    }
+
+
+def bridge_rate(config: Path, stack: Stack, duration_s: float, batch: int, bridges: int) -> dict[str, Any]:
+    settings = stack.settings
+    run = BridgeRun(config, settings, bridges)
+    ctx = mp.get_context("spawn")
+    pub_done = ctx.Queue()
+    pub = ctx.Process(target=publish, args=(settings.mqtt.port, run.lane, duration_s, batch, pub_done))
+    pub.start()
+    assert pub.pid is not None
+
+    def cpu() -> dict[str, float]:
+        return {"bridge": run.cpu_seconds(), "publisher": cpu_seconds(pub.pid or 0), **service_cpu(stack)}
+
+    time.sleep(min(3.0, duration_s / 4))  # warm-up: connections, producer id, first batches
+    forwarded_0, cpu_0, t_0 = run.forwarded(), cpu(), time.monotonic()
+    time.sleep(duration_s - min(3.0, duration_s / 4) - 1)
+    forwarded_1, cpu_1, t_1 = run.forwarded(), cpu(), time.monotonic()
+    acknowledged = pub_done.get(timeout=duration_s + 120)
+    pub.join()
+    deadline = time.monotonic() + 300
+    while run.forwarded() < acknowledged and time.monotonic() < deadline:
+        time.sleep(0.5)
+    totals = run.stop()
+    rate = (forwarded_1 - forwarded_0) / (t_1 - t_0)
+    cores = {name: (cpu_1[name] - cpu_0[name]) / (t_1 - t_0) for name in cpu_0}
+    p50 = max(t["latency_p50_ms"] or 0 for t in totals)
+    p99 = max(t["latency_p99_ms"] or 0 for t in totals)
+    in_kafka = run.kafka_records()
+    return {
+        "bridges": bridges,
+        "batch": batch,
+        "messages_per_s": rate,
+        "readings_per_s": rate * batch,
+        "cpu_cores": cores,
+        "bridge_cpu_per_10k_msgs": cores["bridge"] / (rate / 10_000) if rate else None,
+        "latency_p50_ms": p50,
+        "latency_p99_ms": p99,
+        "acknowledged_by_broker": acknowledged,
+        "records_in_kafka": in_kafka,
+        "lost": max(0, acknowledged - in_kafka),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds of load per measurement")
+    parser.add_argument("--batch", type=int, default=50, help="readings per gateway message")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="sensorpipe-bench-ingest-"))
+    home.chmod(0o755)
+    config = home / "sensorpipe.toml"
+    config.write_text(
+        CONFIG.format(
+            home=home, base=BASE_PORT + 1, kafka=BASE_PORT + 2, controller=BASE_PORT + 3, postgres=BASE_PORT + 4
+        )
+    )
+    settings = load_settings(config_file=config)
+    stack = Stack(settings)
+    err = Console(stderr=True)
+    try:
+        stack.up()
+        err.print("measuring plain paho publish → subscribe at QoS 1 …")
+        ceiling = paho_ceiling(settings.mqtt.port, args.duration)
+        runs = []
+        for batch, bridges in ((1, 1), (args.batch, 1), (1, 2)):
+            err.print(f"measuring the bridge: batch {batch}, {bridges} bridge(s) …")
+            runs.append(bridge_rate(config, stack, args.duration, batch, bridges))
+    finally:
+        stack.down(purge=True)
+        shutil.rmtree(home, ignore_errors=True)
+    report = {"paho_qos1_ceiling_msgs_per_s": ceiling["rate"], "bridge": runs}
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    table = Table(title=f"MQTT → Kafka bridge, {args.duration:.0f} s per run (ceiling: paho QoS 1 pub → sub)")
+    columns = ("run", "msg/s", "readings/s", "vs ceiling", "bridge CPU/10k msg/s", "CPU cores", "p50", "p99", "lost")
+    for column in columns:
+        table.add_column(column, justify="right")
+    table.add_row("paho pub → sub, QoS 1", f"{ceiling['rate']:,.0f}", f"{ceiling['rate']:,.0f}", "100 %", *[""] * 5)
+    for run in runs:
+        table.add_row(
+            f"{run['bridges']} bridge(s), batch {run['batch']}",
+            f"{run['messages_per_s']:,.0f}",
+            f"{run['readings_per_s']:,.0f}",
+            f"{100 * run['messages_per_s'] / ceiling['rate']:.0f} %",
+            f"{run['bridge_cpu_per_10k_msgs']:.2f}",
+            ", ".join(f"{name} {cores:.2f}" for name, cores in run["cpu_cores"].items()),
+            f"{run['latency_p50_ms']:.1f} ms",
+            f"{run['latency_p99_ms']:.1f} ms",
+            str(run["lost"]),
+        )
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()
