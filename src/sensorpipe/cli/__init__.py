@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from sensorpipe import __version__
-from sensorpipe.cli import bridge_cmd, config_cmd, jars_cmd, stack_cmd, tail_cmd, topics_cmd
+from sensorpipe.cli import bridge_cmd, config_cmd, jars_cmd, simulate_cmd, stack_cmd, tail_cmd, topics_cmd
 from sensorpipe.cli.console import fail
 from sensorpipe.cli.context import AppContext
 from sensorpipe.config.env import CONFIG_FILE_ENV
@@ -33,6 +33,7 @@ app.add_typer(jars_cmd.app, name="jars")
 app.add_typer(topics_cmd.app, name="topics")
 app.add_typer(tail_cmd.app, name="tail")
 app.command("bridge")(bridge_cmd.bridge)
+app.command("simulate")(simulate_cmd.simulate_command)
 
 
 def _version(value: bool) -> None:
