@@ -441,8 +441,9 @@ class Publisher:
                     client.loop_read()
                 if client.want_write():
                     client.loop_write()
-                    self._settle_written()
                 client.loop_misc()
+                if self.unwritten:  # written by loop_write, or by a later publish that flushed them first
+                    self._settle_written()
         if self.lost is not None:
             self._drop_connection(self.lost)
 
