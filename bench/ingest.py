@@ -25,6 +25,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sensorpipe.config import Settings, load_settings
+from sensorpipe.ingest.bridge_metrics import LATENCY_BUCKETS_S, bucket_quantile
 from sensorpipe.ingest.kafka_client import client_config
 from sensorpipe.stack import Stack
 from sensorpipe.stack.process import cpu_seconds, group_cpu_seconds
@@ -54,6 +56,7 @@ port = {postgres}
 backend = "local"
 """
 WINDOW = 100
+_started: list[subprocess.Popen[str]] = []
 
 
 def reading(seq: int) -> dict[str, Any]:
@@ -127,8 +130,8 @@ def paho_ceiling(port: int, duration_s: float) -> dict[str, float]:
 class BridgeRun:
     """`sensorpipe bridge` processes on one lane, with their counters read from /metrics."""
 
-    def __init__(self, config: Path, settings: Settings, bridges: int) -> None:
-        self.lane = f"b{uuid.uuid4().hex[:6]}"
+    def __init__(self, config: Path, settings: Settings, bridges: int, lane: str | None = None) -> None:
+        self.lane = lane or f"b{uuid.uuid4().hex[:6]}"
         self.topic = f"{self.lane}-data"
         self.ports = [BASE_PORT + 310 + i for i in range(bridges)]
         self.processes = []
@@ -143,14 +146,14 @@ class BridgeRun:
                 **({"bridge.share_group": self.lane} if bridges > 1 else {}),
             }
             args = [arg for k, v in flags.items() for arg in ("--set", f"{k}={v}")]
-            self.processes.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "sensorpipe", "--config", str(config), *args, "bridge", "--json"],
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.DEVNULL,
-                    text=True,
-                )
+            process = subprocess.Popen(
+                [sys.executable, "-m", "sensorpipe", "--config", str(config), *args, "bridge", "--json"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
             )
+            self.processes.append(process)
+            _started.append(process)
         self.settings = settings
         for port in self.ports:
             self._wait_metrics(port)
@@ -172,12 +175,18 @@ class BridgeRun:
             return str(response.read().decode())
 
     def forwarded(self) -> float:
-        total = 0.0
+        return self._sum(lambda line: line.startswith("sensorpipe_bridge_forwarded_total "))[0]
+
+    def latency_buckets(self) -> list[float]:
+        """Cumulative counts of the forward-latency histogram, summed over the bridges, +Inf last."""
+        return self._sum(lambda line: line.startswith("sensorpipe_bridge_forward_latency_seconds_bucket"))
+
+    def _sum(self, wanted: Callable[[str], bool]) -> list[float]:
+        totals: list[float] = []
         for port in self.ports:
-            for line in self._scrape(port).splitlines():
-                if line.startswith("sensorpipe_bridge_forwarded_total "):
-                    total += float(line.split()[1])
-        return total
+            values = [float(line.split()[-1]) for line in self._scrape(port).splitlines() if wanted(line)]
+            totals = [a + b for a, b in zip(totals, values, strict=True)] if totals else values
+        return totals
 
     def cpu_seconds(self) -> float:
         return sum(cpu_seconds(process.pid) for process in self.processes)
@@ -202,6 +211,12 @@ class BridgeRun:
         return totals
 
 
+def window_quantiles(before: list[float], after: list[float], *qs: float) -> list[float]:
+    """Latency quantiles in ms of what was forwarded between two scrapes of the histogram."""
+    delta = [b - a for a, b in zip(before, after, strict=True)]
+    return [(bucket_quantile(LATENCY_BUCKETS_S, delta[:-1], delta[-1], q) or 0) * 1000 for q in qs]
+
+
 def service_cpu(stack: Stack) -> dict[str, float]:
     """CPU seconds used so far by the broker processes of the stack."""
     return {
@@ -224,19 +239,18 @@ def bridge_rate(config: Path, stack: Stack, duration_s: float, batch: int, bridg
         return {"bridge": run.cpu_seconds(), "publisher": cpu_seconds(pub.pid or 0), **service_cpu(stack)}
 
     time.sleep(min(3.0, duration_s / 4))  # warm-up: connections, producer id, first batches
-    forwarded_0, cpu_0, t_0 = run.forwarded(), cpu(), time.monotonic()
+    forwarded_0, cpu_0, buckets_0, t_0 = run.forwarded(), cpu(), run.latency_buckets(), time.monotonic()
     time.sleep(duration_s - min(3.0, duration_s / 4) - 1)
-    forwarded_1, cpu_1, t_1 = run.forwarded(), cpu(), time.monotonic()
+    forwarded_1, cpu_1, buckets_1, t_1 = run.forwarded(), cpu(), run.latency_buckets(), time.monotonic()
     acknowledged = pub_done.get(timeout=duration_s + 120)
     pub.join()
     deadline = time.monotonic() + 300
     while run.forwarded() < acknowledged and time.monotonic() < deadline:
         time.sleep(0.5)
-    totals = run.stop()
+    run.stop()
     rate = (forwarded_1 - forwarded_0) / (t_1 - t_0)
     cores = {name: (cpu_1[name] - cpu_0[name]) / (t_1 - t_0) for name in cpu_0}
-    p50 = max(t["latency_p50_ms"] or 0 for t in totals)
-    p99 = max(t["latency_p99_ms"] or 0 for t in totals)
+    p50, p99 = window_quantiles(buckets_0, buckets_1, 0.5, 0.99)
     in_kafka = run.kafka_records()
     return {
         "bridges": bridges,
@@ -250,6 +264,47 @@ def bridge_rate(config: Path, stack: Stack, duration_s: float, batch: int, bridg
         "acknowledged_by_broker": acknowledged,
         "records_in_kafka": in_kafka,
         "lost": max(0, acknowledged - in_kafka),
+    }
+
+
+def bridge_drain(config: Path, stack: Stack, backlog_s: float, batch: int, bridges: int) -> dict[str, Any]:
+    """The bridge alone, without a publisher competing for the CPU: a backlog queued in its sessions while
+    it was stopped, forwarded as fast as it can. Rate and CPU between 10 % and 90 % of the backlog."""
+    settings = stack.settings
+    lane = f"d{uuid.uuid4().hex[:6]}"
+    BridgeRun(config, settings, bridges, lane).stop()  # the sessions exist now; Mosquitto queues for them
+    ctx = mp.get_context("spawn")
+    pub_done = ctx.Queue()
+    pub = ctx.Process(target=publish, args=(settings.mqtt.port, lane, backlog_s, batch, pub_done))
+    pub.start()
+    backlog = pub_done.get(timeout=backlog_s + 120)
+    pub.join()
+    run = BridgeRun(config, settings, bridges, lane)
+    samples: list[tuple[float, float, float, list[float]]] = []
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        forwarded = run.forwarded()
+        samples.append((time.monotonic(), forwarded, run.cpu_seconds(), run.latency_buckets()))
+        if forwarded >= backlog:
+            break
+        time.sleep(0.2)
+    totals = run.stop()
+    low = next(s for s in samples if s[1] >= 0.1 * backlog)
+    high = next(s for s in samples if s[1] >= 0.9 * backlog)
+    rate = (high[1] - low[1]) / (high[0] - low[0])
+    cores = (high[2] - low[2]) / (high[0] - low[0])
+    p50, p99 = window_quantiles(low[3], high[3], 0.5, 0.99)
+    return {
+        "bridges": bridges,
+        "batch": batch,
+        "backlog_messages": backlog,
+        "messages_per_s": rate,
+        "readings_per_s": rate * batch,
+        "bridge_cpu_cores": cores,
+        "bridge_cpu_per_10k_msgs": cores / (rate / 10_000),
+        "latency_p50_ms": p50,
+        "latency_p99_ms": p99,
+        "forwarded": sum(t["forwarded"] for t in totals),
     }
 
 
@@ -275,35 +330,60 @@ def main() -> None:
         stack.up()
         err.print("measuring plain paho publish → subscribe at QoS 1 …")
         ceiling = paho_ceiling(settings.mqtt.port, args.duration)
-        runs = []
+        live, drain = [], []
         for batch, bridges in ((1, 1), (args.batch, 1), (1, 2)):
-            err.print(f"measuring the bridge: batch {batch}, {bridges} bridge(s) …")
-            runs.append(bridge_rate(config, stack, args.duration, batch, bridges))
+            err.print(f"measuring the bridge with a live publisher: batch {batch}, {bridges} bridge(s) …")
+            live.append(bridge_rate(config, stack, args.duration, batch, bridges))
+            err.print(f"measuring the bridge draining a backlog: batch {batch}, {bridges} bridge(s) …")
+            drain.append(bridge_drain(config, stack, args.duration, batch, bridges))
     finally:
+        for process in _started:
+            process.kill()
         stack.down(purge=True)
         shutil.rmtree(home, ignore_errors=True)
-    report = {"paho_qos1_ceiling_msgs_per_s": ceiling["rate"], "bridge": runs}
+    report = {"paho_qos1_ceiling_msgs_per_s": ceiling["rate"], "live": live, "drain": drain}
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    table = Table(title=f"MQTT → Kafka bridge, {args.duration:.0f} s per run (ceiling: paho QoS 1 pub → sub)")
-    columns = ("run", "msg/s", "readings/s", "vs ceiling", "bridge CPU/10k msg/s", "CPU cores", "p50", "p99", "lost")
-    for column in columns:
+    print_report(report, args.duration)
+
+
+def print_report(report: dict[str, Any], duration_s: float) -> None:
+    ceiling = report["paho_qos1_ceiling_msgs_per_s"]
+    console = Console(width=170)
+    table = Table(title=f"bridge and publisher together, {duration_s:.0f} s each (ceiling: paho QoS 1 pub → sub)")
+    for column in ("run", "msg/s", "readings/s", "vs ceiling", "bridge CPU/10k msg/s", "CPU cores", "p50", "p99"):
         table.add_column(column, justify="right")
-    table.add_row("paho pub → sub, QoS 1", f"{ceiling['rate']:,.0f}", f"{ceiling['rate']:,.0f}", "100 %", *[""] * 5)
-    for run in runs:
+    table.add_column("lost", justify="right")
+    table.add_row("paho pub → sub, QoS 1", f"{ceiling:,.0f}", f"{ceiling:,.0f}", "100 %", *[""] * 5)
+    for run in report["live"]:
         table.add_row(
             f"{run['bridges']} bridge(s), batch {run['batch']}",
             f"{run['messages_per_s']:,.0f}",
             f"{run['readings_per_s']:,.0f}",
-            f"{100 * run['messages_per_s'] / ceiling['rate']:.0f} %",
+            f"{100 * run['messages_per_s'] / ceiling:.0f} %",
             f"{run['bridge_cpu_per_10k_msgs']:.2f}",
             ", ".join(f"{name} {cores:.2f}" for name, cores in run["cpu_cores"].items()),
             f"{run['latency_p50_ms']:.1f} ms",
             f"{run['latency_p99_ms']:.1f} ms",
             str(run["lost"]),
         )
-    Console().print(table)
+    console.print(table)
+    table = Table(title="bridge alone, draining a backlog queued in its MQTT session")
+    for column in ("run", "backlog", "msg/s", "readings/s", "vs ceiling", "bridge CPU/10k msg/s", "p50", "p99"):
+        table.add_column(column, justify="right")
+    for run in report["drain"]:
+        table.add_row(
+            f"{run['bridges']} bridge(s), batch {run['batch']}",
+            f"{run['backlog_messages']:,}",
+            f"{run['messages_per_s']:,.0f}",
+            f"{run['readings_per_s']:,.0f}",
+            f"{100 * run['messages_per_s'] / ceiling:.0f} %",
+            f"{run['bridge_cpu_per_10k_msgs']:.2f}",
+            f"{run['latency_p50_ms']:.1f} ms",
+            f"{run['latency_p99_ms']:.1f} ms",
+        )
+    console.print(table)
 
 
 if __name__ == "__main__":

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from sensorpipe.config import Settings, load_settings
 from sensorpipe.stack import Stack
+from tests.ingest_support import BridgeProcess, Lane
 from tests.support import fresh_home, write_config
 
 
@@ -45,3 +46,19 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
         if name.startswith("SENSORPIPE_") or name in LEGACY_ENV_NAMES.values() or name == CONFIG_FILE_ENV:
             monkeypatch.delenv(name)
     return monkeypatch
+
+
+@pytest.fixture
+def start_bridge(stack_config: Path) -> Iterator[Callable[..., BridgeProcess]]:
+    """Starts `sensorpipe bridge` processes on the session stack; any still running at the end is killed."""
+    started: list[BridgeProcess] = []
+
+    def start(lane: Lane, *extra: str, client_id: str = "bridge") -> BridgeProcess:
+        bridge = BridgeProcess(stack_config, lane, *extra, client_id=client_id)
+        started.append(bridge)
+        return bridge
+
+    yield start
+    for bridge in started:
+        if bridge.process.poll() is None:
+            bridge.kill()

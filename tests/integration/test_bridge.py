@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from confluent_kafka.admin import AdminClient
@@ -13,6 +13,8 @@ from sensorpipe.config import Settings
 from sensorpipe.ingest.bridge import HEADER_RECEIVED_AT, HEADER_TOPIC, MAX_RECORD_BYTES
 from sensorpipe.ingest.kafka_client import client_config
 from tests.ingest_support import BridgeProcess, Lane, Publisher, read_topic
+
+StartBridge = Callable[..., BridgeProcess]
 
 pytestmark = pytest.mark.integration
 
@@ -24,10 +26,10 @@ def reading(sensor: str, seq: int) -> bytes:
 
 
 def test_ten_thousand_readings_arrive_byte_identical_keyed_and_with_headers(
-    stack_config: Path, stack_settings: Settings
+    start_bridge: StartBridge, stack_settings: Settings
 ) -> None:
     lane = Lane()
-    bridge = BridgeProcess(stack_config, lane)
+    bridge = start_bridge(lane)
     bridge.wait_subscribed()
     sensors = [f"sensor-{i:02d}" for i in range(8)]
     sent = {}
@@ -56,11 +58,13 @@ def test_ten_thousand_readings_arrive_byte_identical_keyed_and_with_headers(
     assert totals["in_flight"] == 0
 
 
-def test_a_bridge_started_against_empty_kafka_creates_its_topics(stack_config: Path, stack_settings: Settings) -> None:
+def test_a_bridge_started_against_empty_kafka_creates_its_topics(
+    start_bridge: StartBridge, stack_settings: Settings
+) -> None:
     lane = Lane()
     admin = AdminClient(client_config(stack_settings.kafka))
     assert lane.kafka_topic not in admin.list_topics(timeout=10).topics
-    bridge = BridgeProcess(stack_config, lane)
+    bridge = start_bridge(lane)
     bridge.wait_subscribed()
     topics = admin.list_topics(timeout=10).topics
     assert len(topics[lane.kafka_topic].partitions) == stack_settings.kafka.partitions
@@ -70,10 +74,10 @@ def test_a_bridge_started_against_empty_kafka_creates_its_topics(stack_config: P
 
 
 def test_malformed_payloads_are_forwarded_untouched_and_never_stop_the_bridge(
-    stack_config: Path, stack_settings: Settings
+    start_bridge: StartBridge, stack_settings: Settings
 ) -> None:
     lane = Lane()
-    bridge = BridgeProcess(stack_config, lane)
+    bridge = start_bridge(lane)
     bridge.wait_subscribed()
     junk = [
         b"not json at all",
@@ -108,10 +112,12 @@ def test_malformed_payloads_are_forwarded_untouched_and_never_stop_the_bridge(
     assert totals["dead_lettered"] == 1
 
 
-def test_kill_9_mid_stream_loses_nothing_the_broker_acknowledged(stack_config: Path, stack_settings: Settings) -> None:
+def test_kill_9_mid_stream_loses_nothing_the_broker_acknowledged(
+    start_bridge: StartBridge, stack_settings: Settings
+) -> None:
     lane = Lane()
     total = 20_000
-    bridge = BridgeProcess(stack_config, lane)
+    bridge = start_bridge(lane)
     bridge.wait_subscribed()
     publisher = Publisher(stack_settings)
     for seq in range(total):
@@ -123,7 +129,7 @@ def test_kill_9_mid_stream_loses_nothing_the_broker_acknowledged(stack_config: P
     publisher.wait_acknowledged()
     publisher.close()
 
-    restarted = BridgeProcess(stack_config, lane)
+    restarted = start_bridge(lane)
     restarted.wait_for_log("session resumed")
     records = read_topic(stack_settings, lane.kafka_topic, total, timeout_s=180)
     seqs = Counter(json.loads(r.value)["seq"] for r in records)
@@ -136,10 +142,10 @@ def test_kill_9_mid_stream_loses_nothing_the_broker_acknowledged(stack_config: P
     restarted.stop()
 
 
-def test_two_bridges_in_one_share_group_split_the_load(stack_config: Path, stack_settings: Settings) -> None:
+def test_two_bridges_in_one_share_group_split_the_load(start_bridge: StartBridge, stack_settings: Settings) -> None:
     lane = Lane()
-    first = BridgeProcess(stack_config, lane, "--share-group", lane.name, client_id="one")
-    second = BridgeProcess(stack_config, lane, "--share-group", lane.name, client_id="two")
+    first = start_bridge(lane, "--share-group", lane.name, client_id="one")
+    second = start_bridge(lane, "--share-group", lane.name, client_id="two")
     first.wait_subscribed()
     second.wait_subscribed()
     assert f"$share/{lane.name}/{lane.mqtt_filter}" in first.log
@@ -157,11 +163,11 @@ def test_two_bridges_in_one_share_group_split_the_load(stack_config: Path, stack
     assert one["forwarded"] > total // 10 and two["forwarded"] > total // 10, (one, two)
 
 
-def test_a_taken_metrics_port_is_a_clear_error(stack_config: Path) -> None:
+def test_a_taken_metrics_port_is_a_clear_error(start_bridge: StartBridge) -> None:
     lane = Lane()
-    bridge = BridgeProcess(stack_config, lane)
+    bridge = start_bridge(lane)
     bridge.wait_subscribed()
-    other = BridgeProcess(stack_config, lane, "--metrics-port", str(bridge.metrics_port), client_id="other")
+    other = start_bridge(lane, "--metrics-port", str(bridge.metrics_port), client_id="other")
     assert other.process.wait(30) == 1
     other._reader.join(5)
     assert f"metrics port {bridge.metrics_port} on 127.0.0.1 is not available" in other.log
