@@ -20,6 +20,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from sensorpipe.config import Settings
 from sensorpipe.ingest.kafka_client import client_config
+from sensorpipe.stack import Stack
+from sensorpipe.stack.process import stop
 
 
 def free_port() -> int:
@@ -127,6 +129,20 @@ class BridgeProcess:
         self.process.kill()
         self.process.wait(10)
 
+    def forwarded(self) -> float:
+        """The bridge's own count of messages Kafka confirmed, from its metrics endpoint."""
+        for line in self.metrics().splitlines():
+            if line.startswith("sensorpipe_bridge_forwarded_total "):
+                return float(line.split()[1])
+        raise AssertionError("no sensorpipe_bridge_forwarded_total in the bridge's metrics")
+
+    def wait_forwarded(self, at_least: float, timeout_s: float = 120) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.forwarded() < at_least:
+            assert time.monotonic() < deadline, f"bridge forwarded fewer than {at_least} in {timeout_s}s:\n{self.log}"
+            assert self.process.poll() is None, f"bridge exited:\n{self.log}"
+            time.sleep(0.1)
+
     def metrics(self) -> str:
         import urllib.request
 
@@ -199,3 +215,21 @@ def read_topic(
     finally:
         consumer.close()
     return records
+
+
+def restart_service(settings: Settings, name: str) -> None:
+    """Stop one service of the local stack the way `stack down` does, then bring the stack up again."""
+    stack = Stack(settings)
+    service = next(s for s in stack.services if s.name == name)
+    stop(service.pid_file, sig=service.stop_signal)
+    stack.up()
+
+
+def simulator(config: Path, lane: Lane, *args: str) -> subprocess.Popen[str]:
+    """`sensorpipe simulate ... --json` publishing on the lane's topics."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "sensorpipe", "--config", str(config), *lane.flags(), "simulate", "--json", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient
@@ -12,7 +13,7 @@ from confluent_kafka.admin import AdminClient
 from sensorpipe.config import Settings
 from sensorpipe.ingest.bridge import HEADER_RECEIVED_AT, HEADER_TOPIC, MAX_RECORD_BYTES
 from sensorpipe.ingest.kafka_client import client_config
-from tests.ingest_support import BridgeProcess, Lane, Publisher, read_topic
+from tests.ingest_support import BridgeProcess, Lane, Publisher, read_topic, restart_service, simulator
 
 StartBridge = Callable[..., BridgeProcess]
 
@@ -122,7 +123,7 @@ def test_kill_9_mid_stream_loses_nothing_the_broker_acknowledged(
     publisher = Publisher(stack_settings)
     for seq in range(total):
         if seq == total // 4:
-            bridge.wait_for_log("forwarded", timeout_s=30)
+            bridge.wait_forwarded(total // 8)
         if seq == total // 2:
             bridge.kill()  # SIGKILL: no drain, no goodbye; Mosquitto keeps the session's messages
         publisher.publish(lane.mqtt_topic(f"s{seq % 5}"), reading(f"s{seq % 5}", seq))
@@ -173,4 +174,35 @@ def test_a_taken_metrics_port_is_a_clear_error(start_bridge: StartBridge) -> Non
     assert f"metrics port {bridge.metrics_port} on 127.0.0.1 is not available" in other.log
     assert "set bridge.metrics_port to a free port" in other.log
     assert "Traceback" not in other.log
+    bridge.stop()
+
+
+def test_restarting_mosquitto_then_kafka_mid_stream_loses_nothing(
+    start_bridge: StartBridge, stack_config: Path, stack_settings: Settings
+) -> None:
+    lane = Lane()
+    bridge = start_bridge(lane)
+    bridge.wait_subscribed()
+    total = 24_000
+    sim = simulator(stack_config, lane, "--sensors", "12", "--rate", "1500", "--count", str(total), "--qos", "1")
+    try:
+        bridge.wait_forwarded(3_000)
+        before_restart = len(bridge.lines)
+        restart_service(stack_settings, "mqtt")
+        bridge.wait_for_log("connected to mqtt", after=before_restart)
+        bridge.wait_forwarded(9_000)
+        restart_service(stack_settings, "kafka")
+        out, err = sim.communicate(timeout=300)
+    finally:
+        if sim.poll() is None:
+            sim.kill()
+    summary = json.loads(out)
+    assert summary["dropped"] == 0 and summary["acked"] == summary["sent"] == total, err
+
+    records = read_topic(stack_settings, lane.kafka_topic, total, timeout_s=180)
+    seqs = Counter(json.loads(r.value)["seq"] for r in records)
+    missing = set(range(total)) - set(seqs)
+    assert not missing, f"{len(missing)} acknowledged readings lost, e.g. {sorted(missing)[:10]}"
+    assert "session resumed" in bridge.log
+    print(f"Mosquitto and Kafka restarts: {total} readings, 0 lost, {sum(seqs.values()) - len(seqs)} duplicated")
     bridge.stop()

@@ -159,3 +159,20 @@ def test_a_bad_element_spoils_one_reading_of_a_batch_not_its_neighbours() -> Non
 def test_impossible_fleets_are_refused_with_the_option_to_fix(spec: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         FleetSpec(**spec)
+
+
+def test_topics_follow_the_configured_subscription() -> None:
+    spec = FleetSpec(2, topic="site-a/+/telemetry", legacy_topic="site-a/legacy")
+    fleet = Fleet(spec)
+    topics = {fleet.next_message(NOON + i).topic for i in range(4)}
+    assert topics == {"site-a/sensor-001/telemetry", "site-a/sensor-002/telemetry"}
+    batch = FleetSpec(3, batch=3, topic="site-a/+/telemetry")
+    assert Fleet(batch, gateway="gw-07").next_message(NOON).topic == "site-a/gw-07/telemetry"
+    legacy = FleetSpec(1, legacy=True, legacy_topic="site-a/legacy")
+    assert Fleet(legacy).next_message(NOON).topic == "site-a/legacy"
+
+
+@pytest.mark.parametrize("topic", ["sensors/data", "sensors/#", "sensors/+/data/#"])
+def test_a_subscription_without_a_sensor_level_is_refused(topic: str) -> None:
+    with pytest.raises(ValueError, match="needs one \\+ level"):
+        FleetSpec(1, topic=topic)

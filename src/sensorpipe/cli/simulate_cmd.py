@@ -12,7 +12,7 @@ from rich.text import Text
 
 from sensorpipe.cli.console import console, err_console, fail, ok, print_json
 from sensorpipe.cli.context import app_context
-from sensorpipe.ingest.readings import FleetSpec
+from sensorpipe.ingest.readings import LEGACY_TOPIC, FleetSpec
 from sensorpipe.ingest.simulator import Job, Stats, simulate
 
 
@@ -96,7 +96,7 @@ def simulate_command(
     ] = 1,
     qos: Annotated[int | None, typer.Option("--qos", help="MQTT QoS 0, 1 or 2. [env var: SENSORPIPE_MQTT_QOS]")] = None,
     legacy: Annotated[
-        bool, typer.Option("--legacy", help="The original publisher: topic sensors/data, no sensor_id in the payload.")
+        bool, typer.Option("--legacy", help="The original publisher: mqtt.legacy_topic, no sensor_id in the payload.")
     ] = False,
     malformed_ratio: Annotated[
         float,
@@ -141,7 +141,15 @@ def simulate_command(
     settings = app_context(ctx).settings(mqtt={"qos": qos})
     try:
         job = Job(
-            fleet=FleetSpec(sensors, seed, batch, legacy, malformed_ratio),
+            fleet=FleetSpec(
+                sensors,
+                seed,
+                batch,
+                legacy,
+                malformed_ratio,
+                topic=settings.mqtt.topic,
+                legacy_topic=settings.mqtt.legacy_topic or LEGACY_TOPIC,
+            ),
             rate=rate,
             count=count,
             duration_s=duration,

@@ -58,8 +58,14 @@ class FleetSpec:
     batch: int = 1
     legacy: bool = False
     malformed_ratio: float = 0.0
+    topic: str = "sensors/+/data"
+    legacy_topic: str = LEGACY_TOPIC
 
     def __post_init__(self) -> None:
+        if "+" not in self.topic.split("/") or "#" in self.topic:
+            raise ValueError(
+                f"mqtt.topic {self.topic!r} needs one + level for the sensor id (like sensors/+/data) and no #"
+            )
         if self.sensors < 1:
             raise ValueError("--sensors must be at least 1")
         if self.batch < 1:
@@ -75,6 +81,13 @@ class Message(NamedTuple):
     payload: bytes
     readings: int  # reading slots in the message, valid or not
     malformed: Malformed | None
+
+
+def topic_for(subscription: str, sender: str) -> str:
+    """The topic a sensor (or gateway) publishes on: the bridge's subscription with its + level filled in."""
+    levels = subscription.split("/")
+    levels[levels.index("+")] = sender
+    return "/".join(levels)
 
 
 def sensor_id(number: int) -> str:
@@ -110,8 +123,8 @@ class Fleet:
         if not numbers:
             raise ValueError("a fleet needs at least one sensor")
         self._ids = [sensor_id(n) for n in numbers]
-        self._topics = [f"sensors/{i}/data" for i in self._ids]
-        self._batch_topic = f"sensors/{gateway}/data"
+        self._topics = [topic_for(spec.topic, i) for i in self._ids]
+        self._batch_topic = topic_for(spec.topic, gateway)
         seed = spec.seed
         self._base_t = [5.0 + 25.0 * _unit(seed, n, "t") for n in numbers]
         self._amp_t = [2.0 + 6.0 * _unit(seed, n, "ta") for n in numbers]
@@ -177,7 +190,7 @@ class Fleet:
         size = size or self.spec.batch
         kind = self._next_kind()
         if self.spec.batch == 1:
-            topic = LEGACY_TOPIC if self.spec.legacy else self._topics[self._cursor]
+            topic = self.spec.legacy_topic if self.spec.legacy else self._topics[self._cursor]
             text = self._object(now, kind)
         else:
             bad = size // 2 if kind is Malformed.BAD_ELEMENT else -1
