@@ -21,7 +21,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 import uuid
@@ -35,6 +34,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from rich.console import Console
 from rich.table import Table
 
+from private_stack import private_config
 from sensorpipe.config import Settings, load_settings
 from sensorpipe.ingest.bridge_metrics import LATENCY_BUCKETS_S, bucket_quantile
 from sensorpipe.ingest.kafka_client import client_config
@@ -42,19 +42,6 @@ from sensorpipe.stack import Stack
 from sensorpipe.stack.process import cpu_seconds, group_cpu_seconds
 
 BASE_PORT = 24000
-CONFIG = """\
-[stack]
-home = "{home}"
-[mqtt]
-port = {base}
-[kafka]
-bootstrap_servers = "127.0.0.1:{kafka}"
-controller_port = {controller}
-[postgres]
-port = {postgres}
-[lake]
-backend = "local"
-"""
 WINDOW = 100
 _started: list[subprocess.Popen[str]] = []
 
@@ -315,14 +302,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    home = Path(tempfile.mkdtemp(prefix="sensorpipe-bench-ingest-"))
-    home.chmod(0o755)
-    config = home / "sensorpipe.toml"
-    config.write_text(
-        CONFIG.format(
-            home=home, base=BASE_PORT + 1, kafka=BASE_PORT + 2, controller=BASE_PORT + 3, postgres=BASE_PORT + 4
-        )
-    )
+    config = private_config("sensorpipe-bench-ingest-", BASE_PORT, lake="local")
+    home = config.parent
     settings = load_settings(config_file=config)
     stack = Stack(settings)
     err = Console(stderr=True)

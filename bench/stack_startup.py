@@ -14,31 +14,18 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from private_stack import private_config
 from sensorpipe.config import load_settings
 from sensorpipe.stack import Stack
 from sensorpipe.stack.process import group_rss_bytes
 
 BASE_PORT = 23000
-CONFIG = """\
-[stack]
-home = "{home}"
-[mqtt]
-port = {base}
-[kafka]
-bootstrap_servers = "127.0.0.1:{kafka}"
-controller_port = {controller}
-[postgres]
-port = {postgres}
-[s3]
-endpoint = "http://127.0.0.1:{s3}"
-"""
 
 
 def _cli(config: Path, *args: str) -> float:
@@ -59,19 +46,8 @@ def measure(runs: int, idle_s: float) -> dict[str, object]:
     cold, warm = [], []
     memory: dict[str, int] = {}
     for run in range(runs):
-        home = Path(tempfile.mkdtemp(prefix="sensorpipe-bench-"))
-        home.chmod(0o755)
-        config = home / "sensorpipe.toml"
-        config.write_text(
-            CONFIG.format(
-                home=home,
-                base=BASE_PORT,
-                kafka=BASE_PORT + 2,
-                controller=BASE_PORT + 3,
-                postgres=BASE_PORT + 4,
-                s3=BASE_PORT + 10,
-            )
-        )
+        config = private_config("sensorpipe-bench-", BASE_PORT)
+        home = config.parent
         try:
             cold.append(_cli(config, "up"))
             _cli(config, "down")
