@@ -39,3 +39,11 @@ def test_custom_subscriptions_take_the_wildcard_level() -> None:
 def test_huge_payloads_are_not_parsed_for_a_key() -> None:
     big = b'{"sensor_id": "big", "pad": "' + b"x" * 10_000 + b'"}'
     assert payload_sensor_id(big) is None
+
+
+def test_a_remembered_topic_keeps_its_key_and_legacy_payloads_are_still_read_each_time() -> None:
+    keys = SensorKeys(("sensors/+/data", "sensors/data"), "default")
+    assert keys.key("sensors/s-1/data", b"") == "s-1"
+    assert keys.key("sensors/s-1/data", b'{"sensor_id": "x"}') == "s-1"
+    assert keys.key("sensors/data", b'{"sensor_id": "a"}') == "a"
+    assert keys.key("sensors/data", b'{"sensor_id": "b"}') == "b"

@@ -18,6 +18,7 @@ import collections
 import functools
 import json
 import logging
+import select
 import time
 from dataclasses import dataclass
 
@@ -49,6 +50,7 @@ _SESSION_NEVER_EXPIRES = 0xFFFFFFFF
 _RECEIVE_MAXIMUM_LIMIT = 65535
 _SESSION_TAKEN_OVER = 142
 _LOOP_TIMEOUT_S = 0.002
+_READ_BURST = 512
 
 
 @dataclass(slots=True)
@@ -81,6 +83,7 @@ class Bridge:
         self._stopping = False
         self._abandon = False
         self._fatal: str | None = None
+        self._received_unreported = 0
         self._kafka_down = False
         self._mqtt_backoff = Backoff(0.2, 10.0)
         self._next_attempt = 0.0
@@ -143,7 +146,7 @@ class Bridge:
                 break
             self._producer.poll(0.05)
             self._acknowledge_confirmed()
-            self._client.loop(timeout=0)
+            self._network(0)
         if self._producer is not None:
             self._producer.flush(0 if self._abandon else 5.0)
             self._acknowledge_confirmed()
@@ -154,7 +157,7 @@ class Bridge:
             )
         if self._connected:
             self._client.disconnect()
-            self._client.loop(timeout=0.1)
+            self._network(0.1)
         self.metrics.mqtt_connected.set(0)
 
     def _sleep(self, seconds: float) -> None:
@@ -179,7 +182,7 @@ class Bridge:
 
     def _mqtt_step(self) -> None:
         if self._connected or self._connecting:
-            self._client.loop(timeout=_LOOP_TIMEOUT_S)
+            self._network(_LOOP_TIMEOUT_S)
             return
         now = time.monotonic()
         if now < self._next_attempt:
@@ -202,6 +205,26 @@ class Bridge:
             return
         self._ever_connected = True
         self._connecting = True
+
+    def _network(self, timeout_s: float) -> None:
+        """One turn of paho's external-loop API, reading up to a burst of packets per turn.
+
+        `client.loop()` reads one packet per call when nothing is outstanding, which for a subscriber
+        means a select() and a keep-alive check per message.
+        """
+        client = self._client
+        sock = client.socket()
+        if sock is None:
+            if self._connected or self._connecting:  # closed without on_disconnect from paho: a lost connection
+                lost = ReasonCode(PacketTypes.DISCONNECT, "Unspecified error")
+                self._on_disconnect(client, None, None, lost, None)
+            return
+        readable, writable, _ = select.select([sock], [sock] if client.want_write() else [], [], timeout_s)
+        if readable:
+            client.loop_read(max_packets=_READ_BURST)
+        if writable and client.socket() is not None:
+            client.loop_write()
+        client.loop_misc()
 
     def _retry_mqtt_later(self, why: str) -> None:
         delay = self._mqtt_backoff.next_delay()
@@ -258,8 +281,7 @@ class Bridge:
         received = time.time()
         pending = _Pending(message.mid, message.qos, self._generation, time.perf_counter())
         self._pending.append(pending)
-        self.metrics.received.inc()
-        self.metrics.in_flight.set(len(self._pending))
+        self._received_unreported += 1
         topic, payload = message.topic, bytes(message.payload)
         received_ms = int(received * 1000)
         headers: Headers = [(HEADER_TOPIC, topic.encode()), (HEADER_RECEIVED_AT, str(received_ms).encode())]
@@ -269,7 +291,7 @@ class Bridge:
         self._produce(self.settings.kafka.topic, payload, self._keys.key(topic, payload), headers, received_ms, pending)
 
     def _acknowledge_confirmed(self) -> None:
-        """Acknowledge, in arrival order, every message Kafka has confirmed."""
+        """Acknowledge, in arrival order, every message Kafka has confirmed; update the counters once per turn."""
         pending = self._pending
         acknowledged = 0
         while pending and pending[0].confirmed:
@@ -277,8 +299,12 @@ class Bridge:
             if done.qos and done.generation == self._generation and self._connected:
                 self._client.ack(done.mid, done.qos)
                 acknowledged += 1
+        received, self._received_unreported = self._received_unreported, 0
+        if received:
+            self.metrics.received.inc(received)
         if acknowledged:
             self.metrics.acknowledged.inc(acknowledged)
+        if received or acknowledged:
             self.metrics.in_flight.set(len(pending))
 
     # -- Kafka -----------------------------------------------------------------------------------

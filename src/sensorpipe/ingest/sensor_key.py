@@ -9,29 +9,46 @@ names no sensor (the original stack's `sensors/data`): a `+` level of the subscr
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 from paho.mqtt.client import topic_matches_sub
 
 _PAYLOAD_ID_FIELDS = ("sensor_id", "device_id")
 _MAX_PARSED_BYTES = 4096
+_MAX_CACHED = 100_000
 
 
-@dataclass(frozen=True)
 class SensorKeys:
-    """Maps a message topic to its key, for the bridge's subscriptions."""
+    """Maps a message topic to its key, for the bridge's subscriptions.
 
-    subscriptions: tuple[str, ...]
-    default_sensor_id: str
+    Topic matching is costly in paho and a fleet has few topics, so a key taken from the topic is
+    remembered per topic (up to `_MAX_CACHED` topics, then the memory starts over).
+    """
+
+    def __init__(self, subscriptions: tuple[str, ...], default_sensor_id: str) -> None:
+        self.subscriptions = subscriptions
+        self.default_sensor_id = default_sensor_id
+        self._by_topic: dict[str, str] = {}
 
     def key(self, topic: str, payload: bytes) -> str:
+        cached = self._by_topic.get(topic)
+        if cached is not None:
+            return cached
+        level = self._sensor_level(topic)
+        if level is None:
+            return payload_sensor_id(payload) or self.default_sensor_id
+        if len(self._by_topic) >= _MAX_CACHED:
+            self._by_topic.clear()
+        self._by_topic[topic] = level
+        return level
+
+    def _sensor_level(self, topic: str) -> str | None:
         for subscription in self.subscriptions:
             levels = subscription.split("/")
             if "+" in levels and topic_matches_sub(subscription, topic):
                 level = topic.split("/")[levels.index("+")]
                 if level:
                     return level
-        return payload_sensor_id(payload) or self.default_sensor_id
+        return None
 
 
 def payload_sensor_id(payload: bytes) -> str | None:
