@@ -53,8 +53,8 @@ def start_bridge(stack_config: Path) -> Iterator[Callable[..., BridgeProcess]]:
     """Starts `sensorpipe bridge` processes on the session stack; any still running at the end is killed."""
     started: list[BridgeProcess] = []
 
-    def start(lane: Lane, *extra: str, client_id: str = "bridge") -> BridgeProcess:
-        bridge = BridgeProcess(stack_config, lane, *extra, client_id=client_id)
+    def start(lane: Lane, *extra: str, client_id: str = "bridge", sets: tuple[str, ...] = ()) -> BridgeProcess:
+        bridge = BridgeProcess(stack_config, lane, *extra, client_id=client_id, sets=sets)
         started.append(bridge)
         return bridge
 

@@ -67,7 +67,10 @@ class Lane:
 class BridgeProcess:
     """`sensorpipe bridge` as a user runs it, with its log lines collected as they come."""
 
-    def __init__(self, config: Path, lane: Lane, *extra: str, client_id: str = "bridge") -> None:
+    def __init__(
+        self, config: Path, lane: Lane, *extra: str, client_id: str = "bridge", sets: tuple[str, ...] = ()
+    ) -> None:
+        """`extra` are options of `bridge`; `sets` are `section.field=value` settings that win over the lane's."""
         self.metrics_port = free_port()
         self.process = subprocess.Popen(
             [
@@ -79,6 +82,7 @@ class BridgeProcess:
                 *lane.flags(client_id),
                 "--set",
                 f"bridge.metrics_port={self.metrics_port}",
+                *(arg for pair in sets for arg in ("--set", pair)),
                 "bridge",
                 "--json",
                 *extra,

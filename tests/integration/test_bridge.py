@@ -206,3 +206,20 @@ def test_restarting_mosquitto_then_kafka_mid_stream_loses_nothing(
     assert "session resumed" in bridge.log
     print(f"Mosquitto and Kafka restarts: {total} readings, 0 lost, {sum(seqs.values()) - len(seqs)} duplicated")
     bridge.stop()
+
+
+def test_a_bridge_without_brokers_says_what_is_wrong_and_keeps_trying(start_bridge: StartBridge) -> None:
+    lane = Lane()
+    no_kafka = start_bridge(lane, sets=("kafka.bootstrap_servers=127.0.0.1:1",))
+    no_kafka.wait_for_log("Kafka at 127.0.0.1:1 did not answer")
+    retries = no_kafka.wait_for_log("retrying in")
+    no_kafka.wait_for_log("retrying in", after=retries + 1)
+    assert no_kafka.process.poll() is None, "the bridge must wait for Kafka, not exit"
+    assert no_kafka.stop()["received"] == 0
+
+    no_mqtt = start_bridge(lane, sets=("mqtt.port=1",))
+    no_mqtt.wait_for_log("MQTT broker at 127.0.0.1:1 refused the connection: is `sensorpipe stack up` running?")
+    retries = no_mqtt.wait_for_log("retrying in")
+    no_mqtt.wait_for_log("retrying in", after=retries + 1)
+    assert "Traceback" not in no_mqtt.log
+    assert no_mqtt.stop()["received"] == 0
