@@ -87,7 +87,7 @@ class Bridge:
         self._kafka_down = False
         self._mqtt_backoff = Backoff(0.2, 10.0)
         self._next_attempt = 0.0
-        self._ever_connected = False
+        self._connect_args_given = False  # after the first connect(), reconnect() reuses its arguments
         self._producer: Producer | None = None
         self._client = self._make_client()
 
@@ -190,7 +190,7 @@ class Bridge:
             return
         host, port = self.settings.mqtt.host, self.settings.mqtt.port
         try:
-            if self._ever_connected:
+            if self._connect_args_given:
                 self._client.reconnect()
             else:
                 self._client.connect(
@@ -203,7 +203,7 @@ class Bridge:
         except OSError as e:
             self._retry_mqtt_later(connect_error(host, port, e))
             return
-        self._ever_connected = True
+        self._connect_args_given = True
         self._connecting = True
 
     def _network(self, timeout_s: float) -> None:
