@@ -20,7 +20,7 @@ def connection_error(pg: PostgresSettings, role: Role, error: psycopg.Operationa
     where = f"PostgreSQL at {pg.host}:{pg.port}"
     user = {"owner": pg.user, "writer": pg.writer_user, "reader": pg.reader_user}[role]
     text = str(error).strip()
-    if "password authentication failed" in text or "role" in text and "does not exist" in text:
+    if "password authentication failed" in text or ("role" in text and "does not exist" in text):
         setting = {"owner": "postgres.user/password", "writer": "postgres.writer_user/writer_password"}.get(
             role, "postgres.reader_user/reader_password"
         )
@@ -28,4 +28,5 @@ def connection_error(pg: PostgresSettings, role: Role, error: psycopg.Operationa
         return f"{where} refused {user}: check {setting}{hint}"
     if "database" in text and "does not exist" in text:
         return f"{where} has no database {pg.database}: `sensorpipe stack up` creates it, or set postgres.database"
-    return f"{where} is unreachable as {user} ({text.splitlines()[0] if text else 'no detail'}): is `sensorpipe stack up` running?"
+    detail = text.splitlines()[0] if text else "no detail"
+    return f"{where} is unreachable as {user} ({detail}): is `sensorpipe stack up` running?"
