@@ -10,6 +10,7 @@ from sensorpipe.config.settings import (
     Settings,
     SparkSettings,
     StackSettings,
+    TimescaleSettings,
     load_settings,
 )
 
@@ -23,5 +24,6 @@ __all__ = [
     "Settings",
     "SparkSettings",
     "StackSettings",
+    "TimescaleSettings",
     "load_settings",
 ]

@@ -8,12 +8,13 @@ the local stack started by `sensorpipe stack up`.
 from __future__ import annotations
 
 import os
+import re
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -25,6 +26,7 @@ from pydantic_settings import (
 from sensorpipe.config.env import CONFIG_FILE_ENV, DEFAULT_CONFIG_FILE, env_names
 
 LOOPBACK = "127.0.0.1"
+_INTERVAL = re.compile(r"\d+ (second|minute|hour|day|week|month|year)s?")
 
 
 class _Section(BaseModel):
@@ -120,11 +122,43 @@ class PostgresSettings(_Section):
     database: str = Field("sensordb", description="database of the pipeline")
     user: str = Field("sensor_user", description="role the pipeline logs in as")
     password: SecretStr = Field(SecretStr("sensor_password"), description="password of that role")
+    writer_user: str = Field("sensor_writer", description="role of the stream job: insert/select on the data tables")
+    writer_password: SecretStr = Field(SecretStr("sensor_writer_password"), description="password of writer_user")
+    reader_user: str = Field("grafana_reader", description="read-only role for Grafana")
+    reader_password: SecretStr = Field(SecretStr("grafana_reader_password"), description="password of reader_user")
 
-    def dsn(self, *, masked: bool = False) -> str:
-        """libpq URL; `masked` hides the password for logs and status output."""
-        secret = "***" if masked else quote(self.password.get_secret_value(), safe="")
-        return f"postgresql://{quote(self.user, safe='')}:{secret}@{self.host}:{self.port}/{self.database}"
+    def dsn(self, *, masked: bool = False, role: Literal["owner", "writer", "reader"] = "owner") -> str:
+        """libpq URL for the owner (`user`, migrations), the writer or the reader; `masked` hides the password."""
+        user, password = {
+            "owner": (self.user, self.password),
+            "writer": (self.writer_user, self.writer_password),
+            "reader": (self.reader_user, self.reader_password),
+        }[role]
+        secret = "***" if masked else quote(password.get_secret_value(), safe="")
+        return f"postgresql://{quote(user, safe='')}:{secret}@{self.host}:{self.port}/{self.database}"
+
+
+class TimescaleSettings(_Section):
+    """TimescaleDB features, used where the extension is available (`db migrate` says which)."""
+
+    mode: Literal["auto", "on", "off"] = Field(
+        "auto", description="auto: use TimescaleDB when available; on: require it; off: plain PostgreSQL"
+    )
+    chunk_interval: str = Field("1 day", description="hypertable chunk interval of sensor_data")
+    compress_after: str | None = Field("7 days", description="compress chunks older than this; empty: no compression")
+    retention: str | None = Field(None, description="drop chunks older than this; empty: keep everything")
+
+    @field_validator("chunk_interval", "compress_after", "retention")
+    @classmethod
+    def _interval(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """A PostgreSQL interval such as `1 day` or `12 hours`; empty turns an optional policy off."""
+        if not value:
+            if info.field_name == "chunk_interval":
+                raise ValueError("the chunk interval cannot be empty")
+            return None
+        if not _INTERVAL.fullmatch(value.strip()):
+            raise ValueError(f"{value!r} is not an interval like '1 day', '12 hours' or '4 weeks'")
+        return value.strip()
 
 
 class S3Settings(_Section):
@@ -164,6 +198,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "kafka": KafkaSettings,
     "spark": SparkSettings,
     "postgres": PostgresSettings,
+    "timescale": TimescaleSettings,
     "s3": S3Settings,
     "lake": LakeSettings,
 }
@@ -201,6 +236,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     spark: SparkSettings = SparkSettings()
     postgres: PostgresSettings = PostgresSettings()
+    timescale: TimescaleSettings = TimescaleSettings()
     s3: S3Settings = S3Settings()
     lake: LakeSettings = LakeSettings()
 
