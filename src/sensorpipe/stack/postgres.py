@@ -122,7 +122,8 @@ class Postgres(Service):
             f"unix_socket_directories={self._socket_dir}",
         ]
 
-    def _admin(self) -> psycopg.Connection[tuple[object, ...]]:
+    def admin(self) -> psycopg.Connection[tuple[object, ...]]:
+        """A superuser connection over the local socket: provisioning, and tests that need a fresh database."""
         return psycopg.connect(
             host=str(self._socket_dir),
             port=self.settings.postgres.port,
@@ -134,7 +135,7 @@ class Postgres(Service):
 
     def ready(self) -> None:
         try:
-            with self._admin() as conn:
+            with self.admin() as conn:
                 conn.execute("select 1")
         except psycopg.OperationalError as e:
             raise NotReady(f"PostgreSQL on {self._socket_dir} does not answer yet: {str(e).strip()}") from e
@@ -142,7 +143,7 @@ class Postgres(Service):
     def provision(self) -> None:
         """The pipeline's role and database, and the password from settings (kept in sync on every `up`)."""
         pg = self.settings.postgres
-        with self._admin() as conn:
+        with self.admin() as conn:
             exists = conn.execute("select 1 from pg_roles where rolname = %s", (pg.user,)).fetchone()
             verb = "alter" if exists else "create"
             conn.execute(
