@@ -1,0 +1,277 @@
+"""The database writer against the real PostgreSQL of the session stack, migrated as `db migrate` does it."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import psycopg
+import pyarrow as pa  # type: ignore[import-untyped]
+import pytest
+from pydantic import SecretStr
+
+from sensorpipe.config import PostgresSettings, Settings
+from sensorpipe.storage.migrate import migrate
+from sensorpipe.storage.writer import DatabaseWriter, InvalidBatch, StorageError
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 11, 27, 14, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def pg(stack_settings: Settings) -> PostgresSettings:
+    migrate(stack_settings)
+    return stack_settings.postgres
+
+
+@pytest.fixture
+def owner(pg: PostgresSettings) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(pg.dsn(), autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def writer(pg: PostgresSettings) -> Iterator[DatabaseWriter]:
+    with DatabaseWriter(pg) as w:
+        yield w
+
+
+def sensor() -> str:
+    return f"test-{uuid.uuid4()}"
+
+
+def readings(sensor_id: str, n: int, start: int = 0) -> list[tuple[Any, ...]]:
+    out = []
+    for i in range(start, start + n):
+        raw = {"sensor_id": sensor_id, "temperature": 20 + i % 10, "humidity": 50.5, "seq": i, "meta": {"fw": "2.1"}}
+        out.append((T0 + timedelta(milliseconds=i), sensor_id, 20.0 + i % 10, 50.5, json.dumps(raw), "payload", 1, i))
+    return out
+
+
+def count(owner: psycopg.Connection[Any], sensor_id: str, table: str = "sensor_data") -> int:
+    row = owner.execute(f"select count(*) from {table} where sensor_id = %s", (sensor_id,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_the_same_batch_twice_is_stored_once_and_the_duplicates_are_counted(
+    writer: DatabaseWriter, owner: psycopg.Connection[Any]
+) -> None:
+    sid = sensor()
+    first = writer.write_readings(readings(sid, 500))
+    again = writer.write_readings(readings(sid, 500))
+    overlap = writer.write_readings(readings(sid, 500, start=250))  # half replayed, half new
+    assert (first.written, first.skipped) == (500, 0)
+    assert (again.written, again.skipped) == (0, 500)
+    assert (overlap.written, overlap.skipped) == (250, 250)
+    assert count(owner, sid) == 750
+
+
+def test_duplicates_inside_one_batch_are_stored_once(writer: DatabaseWriter, owner: psycopg.Connection[Any]) -> None:
+    sid = sensor()
+    batch = readings(sid, 10)
+    result = writer.write_readings(batch + batch[:3])
+    assert (result.written, result.skipped) == (10, 3)
+    assert count(owner, sid) == 10
+
+
+def test_raw_data_is_real_jsonb_with_queryable_nested_fields(
+    writer: DatabaseWriter, owner: psycopg.Connection[Any]
+) -> None:
+    sid = sensor()
+    writer.write_readings(readings(sid, 3))
+    rows = owner.execute(
+        "select jsonb_typeof(raw_data), raw_data->'meta'->>'fw', (raw_data->>'seq')::int from sensor_data"
+        " where sensor_id = %s order by time",
+        (sid,),
+    ).fetchall()
+    assert rows == [("object", "2.1", 0), ("object", "2.1", 1), ("object", "2.1", 2)]
+
+
+def test_times_of_any_offset_and_from_arrow_are_stored_as_utc(
+    writer: DatabaseWriter, owner: psycopg.Connection[Any]
+) -> None:
+    sid = sensor()
+    local = datetime(2026, 11, 27, 16, 30, 0, 250000, tzinfo=timezone(timedelta(hours=2)))
+    row = readings(sid, 1)[0]
+    writer.write_readings([(local, *row[1:])])
+    arrow_sid = sensor()
+    table = pa.table(
+        {
+            "time": pa.array(
+                [datetime(2026, 11, 27, 9, 0, tzinfo=timezone(timedelta(hours=-5)))], pa.timestamp("us", tz="-05:00")
+            ),
+            "sensor_id": [arrow_sid],
+            "temperature": [21.0],
+            "humidity": pa.array([None], pa.float64()),
+            "raw_data": ['{"temperature": 21.0}'],
+            "time_source": ["received"],
+            "kafka_partition": pa.array([0], pa.int32()),
+            "kafka_offset": pa.array([42], pa.int64()),
+        }
+    )
+    assert writer.write_readings(table).written == 1
+    stored = owner.execute(
+        "select sensor_id, (time at time zone 'UTC')::text, time_source, kafka_offset from sensor_data"
+        " where sensor_id in (%s, %s) order by time",
+        (sid, arrow_sid),
+    ).fetchall()
+    assert stored == [(arrow_sid, "2026-11-27 14:00:00", "received", 42), (sid, "2026-11-27 14:30:00.25", "payload", 0)]
+
+
+def test_naive_timestamps_are_refused_and_nothing_of_the_batch_is_stored(
+    writer: DatabaseWriter, owner: psycopg.Connection[Any]
+) -> None:
+    sid = sensor()
+    batch = readings(sid, 5)
+    batch[3] = (datetime(2026, 11, 27, 14, 0, 3), *batch[3][1:])
+    with pytest.raises(InvalidBatch, match="row 3: time is a naive datetime"):
+        writer.write_readings(batch)
+    assert count(owner, sid) == 0
+
+
+@pytest.mark.parametrize("raw", ["{not json", '{"t": NaN}', '{"a": "\\u0000"}'])
+def test_invalid_json_fails_the_whole_batch_naming_the_row(
+    writer: DatabaseWriter, owner: psycopg.Connection[Any], raw: str
+) -> None:
+    sid = sensor()
+    batch = readings(sid, 5)
+    batch[2] = (*batch[2][:4], raw, *batch[2][5:])
+    with pytest.raises(InvalidBatch, match="in row 2 of the batch, column raw_data") as caught:
+        writer.write_readings(batch)
+    assert "nothing of it was stored" in str(caught.value)
+    assert count(owner, sid) == 0
+    assert writer.write_readings(readings(sid, 5)).written == 5  # the writer goes on with the next batch
+
+
+def test_out_of_range_values_fail_the_batch_with_the_constraint(writer: DatabaseWriter) -> None:
+    batch = readings(sensor(), 2)
+    batch[1] = (*batch[1][:2], 999.0, *batch[1][3:])
+    with pytest.raises(InvalidBatch, match="sensor_data_temperature_range"):
+        writer.write_readings(batch)
+
+
+def test_sql_injection_is_stored_as_plain_data(writer: DatabaseWriter, owner: psycopg.Connection[Any]) -> None:
+    sid = f"x'); drop table sensor_data; -- {uuid.uuid4()}"
+    raw = json.dumps({"note": "'; drop table sensor_rejects; --", "sensor_id": '"); delete from sensor_data; --'})
+    writer.write_readings([(T0, sid, 20.0, None, raw, "payload", 0, 1)])
+    writer.write_rejects([("not_json", "'); drop table sensor_data_1m; --", b"'; --", sid, 0, 1, 0)])
+    row = owner.execute("select sensor_id, raw_data->>'note' from sensor_data where sensor_id = %s", (sid,)).fetchone()
+    assert row == (sid, "'; drop table sensor_rejects; --")
+    tables = owner.execute(
+        "select count(*) from pg_tables where tablename in ('sensor_data', 'sensor_rejects', 'sensor_data_1m')"
+    ).fetchone()
+    assert tables == (3,)
+
+
+@pytest.mark.parametrize("replayed", [0, 5_000], ids=["fast-path", "duplicate-path"])
+def test_a_backend_terminated_before_commit_is_retried_into_exactly_one_copy(
+    pg: PostgresSettings, owner: psycopg.Connection[Any], replayed: int
+) -> None:
+    sid = sensor()
+    batch = readings(sid, 20_000)
+    terminated: list[int] = []
+    # Only a member of the backend's role (or pg_signal_backend) may terminate it: another writer session.
+    killer = psycopg.connect(pg.dsn(role="writer"), autocommit=True)
+
+    def kill_first_attempt(conn: psycopg.Connection[Any]) -> None:
+        if not terminated:
+            pid = conn.info.backend_pid
+            assert killer.execute("select pg_terminate_backend(%s, 5000)", (pid,)).fetchone() == (True,)
+            terminated.append(pid)
+
+    with DatabaseWriter(pg) as warm:
+        warm.write_readings(batch[:replayed])
+    with DatabaseWriter(pg, before_commit=kill_first_attempt) as writer:
+        result = writer.write_readings(batch)
+    killer.close()
+    assert terminated
+    assert result.attempts == 2
+    assert (result.written, result.skipped) == (20_000 - replayed, replayed)
+    assert count(owner, sid) == 20_000
+    duplicates = owner.execute(
+        "select count(*) from (select time from sensor_data where sensor_id = %s group by time having count(*) > 1) d",
+        (sid,),
+    ).fetchone()
+    assert duplicates == (0,)
+
+
+def test_rejects_are_recorded_once_per_kafka_record_and_element(
+    writer: DatabaseWriter, owner: psycopg.Connection[Any]
+) -> None:
+    topic = f"dlq-{uuid.uuid4()}"
+    rejects = [
+        ("not_json", "Expecting value", b"\xff\x00garbage", topic, 2, 10, 0),
+        ("out_of_range", "temperature 900", b'[{"temperature": 900}]', topic, 2, 11, 0),
+        ("out_of_range", "humidity -3", b'[{"humidity": -3}]', topic, 2, 11, 1),
+    ]
+    assert (writer.write_rejects(rejects).written, writer.write_rejects(rejects).skipped) == (3, 3)
+    stored = owner.execute(
+        "select reason, payload, kafka_offset, element from sensor_rejects where kafka_topic = %s order by id",
+        (topic,),
+    ).fetchall()
+    assert stored == [
+        ("not_json", b"\xff\x00garbage", 10, 0),
+        ("out_of_range", b'[{"temperature": 900}]', 11, 0),
+        ("out_of_range", b'[{"humidity": -3}]', 11, 1),
+    ]
+
+
+def test_aggregates_are_upserted_and_a_window_emitted_again_replaces_them(
+    writer: DatabaseWriter, owner: psycopg.Connection[Any]
+) -> None:
+    sid = sensor()
+    first = [
+        (T0, sid, 2, 20.0, 19.0, 21.0, 50.0, 49.0, 51.0),
+        (T0 + timedelta(minutes=1), sid, 1, 22.0, 22.0, 22.0, None, None, None),
+    ]
+    assert writer.write_aggregates(first).written == 2
+    before = owner.execute(
+        "select updated_at from sensor_data_1m where sensor_id = %s and bucket = %s", (sid, T0)
+    ).fetchone()
+    late = [(T0, sid, 3, 21.0, 19.0, 24.0, None, None, None)]
+    assert writer.write_aggregates(late).written == 1
+    rows = owner.execute(
+        "select bucket, readings, avg_temperature, min_temperature, max_temperature, avg_humidity, max_humidity,"
+        " updated_at from sensor_data_1m where sensor_id = %s order by bucket",
+        (sid,),
+    ).fetchall()
+    assert [r[:7] for r in rows] == [
+        (T0, 3, 21.0, 19.0, 24.0, None, None),
+        (T0 + timedelta(minutes=1), 1, 22.0, 22.0, 22.0, None, None),
+    ]
+    assert before is not None and rows[0][7] > before[0]
+
+
+def test_writes_as_the_writer_role_which_may_not_delete(pg: PostgresSettings) -> None:
+    users: list[str] = []
+
+    def who(conn: psycopg.Connection[Any]) -> None:
+        row = conn.execute("select current_user").fetchone()
+        users.append(str(row[0]) if row else "")
+
+    with DatabaseWriter(pg, before_commit=who) as writer:
+        writer.write_readings(readings(sensor(), 1))
+    assert users == [pg.writer_user]
+    with psycopg.connect(pg.dsn(role="writer")) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("delete from sensor_data")
+
+
+def test_missing_table_says_run_db_migrate(pg: PostgresSettings) -> None:
+    unmigrated = pg.model_copy(update={"database": "postgres"})
+    with DatabaseWriter(unmigrated) as writer, pytest.raises(StorageError) as caught:
+        writer.write_readings(readings(sensor(), 1))
+    assert str(caught.value) == (
+        f'relation "sensor_data" does not exist in postgres at 127.0.0.1:{pg.port}: run `sensorpipe db migrate`'
+    )
+
+
+def test_bad_password_names_the_settings_to_check(pg: PostgresSettings) -> None:
+    wrong = pg.model_copy(update={"writer_password": SecretStr("not-the-password")})
+    with DatabaseWriter(wrong) as writer, pytest.raises(StorageError) as caught:
+        writer.write_readings(readings(sensor(), 1))
+    assert f"refused {pg.writer_user}: check postgres.writer_user/writer_password" in str(caught.value)
