@@ -374,7 +374,11 @@ class DatabaseWriter:
 
 
 def _copy(
-    conn: psycopg.Connection[Any], table: sql.Identifier, columns: Sequence[str], types: Sequence[str], rows: list[Row]
+    conn: psycopg.Connection[Any],
+    table: sql.Identifier,
+    columns: Sequence[str],
+    types: Sequence[str],
+    rows: Iterable[Row],
 ) -> None:
     statement = sql.SQL("copy {} ({}) from stdin (format binary)").format(
         table, sql.SQL(", ").join(map(sql.Identifier, columns))
