@@ -25,7 +25,7 @@ from functools import partial
 from typing import Any
 
 import psycopg
-import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow as pa
 from rich.console import Console
 from rich.table import Table
 
@@ -34,7 +34,7 @@ from sensorpipe.config import PostgresSettings, load_settings
 from sensorpipe.stack import Stack
 from sensorpipe.stack.postgres import Postgres
 from sensorpipe.storage.migrate import migrate
-from sensorpipe.storage.writer import _READING_TYPES, READING_COLUMNS, DatabaseWriter, _copy, _RawJsonb
+from sensorpipe.storage.writer import READING_COLUMNS, READING_TYPES, DatabaseWriter, RawJsonb, copy_rows
 
 BASE_PORT = 25000
 SIZES = {1_000: 30, 10_000: 10, 100_000: 3}  # batch size: repetitions
@@ -80,7 +80,7 @@ def median_rate(n: int, reps: int, prepare: Callable[[], Any], run: Callable[[An
 
 def measure(pg: PostgresSettings) -> list[dict[str, Any]]:
     conn = psycopg.connect(pg.dsn())
-    conn.adapters.register_dumper(None, _RawJsonb)
+    conn.adapters.register_dumper(None, RawJsonb)
     conn.execute("create unlogged table ceiling (like sensor_data including defaults)")
     conn.commit()
 
@@ -91,7 +91,7 @@ def measure(pg: PostgresSettings) -> list[dict[str, Any]]:
         conn.commit()
 
     def ceiling_binary(batch: list[tuple[Any, ...]]) -> None:
-        _copy(conn, psycopg.sql.Identifier("ceiling"), READING_COLUMNS, _READING_TYPES, batch)
+        copy_rows(conn, psycopg.sql.Identifier("ceiling"), READING_COLUMNS, READING_TYPES, batch)
         conn.commit()
 
     def fresh(n: int) -> Callable[[], list[tuple[Any, ...]]]:

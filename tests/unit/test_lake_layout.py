@@ -6,9 +6,9 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
-import pyarrow as pa  # type: ignore[import-untyped]
-import pyarrow.dataset as ds  # type: ignore[import-untyped]
-import pyarrow.fs as pafs  # type: ignore[import-untyped]
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pytest
 
 from sensorpipe.config import Settings

@@ -22,10 +22,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Final, Literal, get_args
 from urllib.parse import unquote, urlsplit
 
-import pyarrow as pa  # type: ignore[import-untyped]
-import pyarrow.compute as pc  # type: ignore[import-untyped]
-import pyarrow.dataset as ds  # type: ignore[import-untyped]
-import pyarrow.fs as pafs  # type: ignore[import-untyped]
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sensorpipe.config import Settings

@@ -38,8 +38,8 @@ from datetime import datetime
 from typing import Any, TypeAlias
 
 import psycopg
-import pyarrow as pa  # type: ignore[import-untyped]
-import pyarrow.compute as pc  # type: ignore[import-untyped]
+import pyarrow as pa
+import pyarrow.compute as pc
 from psycopg import errors, sql
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
@@ -72,7 +72,7 @@ READING_COLUMNS = (
     "kafka_partition",
     "kafka_offset",
 )
-_READING_TYPES = ("timestamptz", "text", "float8", "float8", "jsonb", "text", "int4", "int8")
+READING_TYPES = ("timestamptz", "text", "float8", "float8", "jsonb", "text", "int4", "int8")
 REJECT_COLUMNS = ("reason", "detail", "payload", "kafka_topic", "kafka_partition", "kafka_offset", "element")
 _REJECT_TYPES = ("text", "text", "bytea", "text", "int4", "int8", "int4")
 AGGREGATE_COLUMNS = (
@@ -110,7 +110,7 @@ class WriteResult:
     attempts: int
 
 
-class _RawJsonb(Dumper):
+class RawJsonb(Dumper):
     """Binary jsonb from JSON text as it is: version byte 1, then the text, parsed by the server.
 
     psycopg's own jsonb dumper would serialise the `str` again, storing a JSON string instead of the
@@ -292,7 +292,7 @@ class DatabaseWriter:
                 application_name=self.application_name,
                 connect_timeout=max(1, round(self.connect_timeout_s)),
             )
-            conn.adapters.register_dumper(None, _RawJsonb)
+            conn.adapters.register_dumper(None, RawJsonb)
             self._conn = conn
         return self._conn
 
@@ -340,13 +340,13 @@ class DatabaseWriter:
         if not rows:
             return 0, 0
         try:
-            _copy(conn, sql.Identifier("sensor_data"), READING_COLUMNS, _READING_TYPES, rows)
+            copy_rows(conn, sql.Identifier("sensor_data"), READING_COLUMNS, READING_TYPES, rows)
             self._commit(conn)
             return len(rows), 0
         except errors.UniqueViolation:
             conn.rollback()
         skip = sql.SQL("on conflict (sensor_id, time) do nothing")
-        return self._staged(conn, "sensor_data", READING_COLUMNS, _READING_TYPES, rows, skip)
+        return self._staged(conn, "sensor_data", READING_COLUMNS, READING_TYPES, rows, skip)
 
     def _staged(
         self,
@@ -364,7 +364,7 @@ class DatabaseWriter:
         cols = sql.SQL(", ").join(map(sql.Identifier, columns))
         create = "create temp table if not exists {} on commit delete rows as select {} from {} with no data"
         conn.execute(sql.SQL(create).format(stage, cols, sql.Identifier(table)))
-        _copy(conn, stage, columns, types, rows)
+        copy_rows(conn, stage, columns, types, rows)
         insert = sql.SQL("insert into {} ({}) select {} from {} {}").format(
             sql.Identifier(table), cols, cols, stage, on_conflict
         )
@@ -373,13 +373,14 @@ class DatabaseWriter:
         return written, len(rows) - written
 
 
-def _copy(
+def copy_rows(
     conn: psycopg.Connection[Any],
     table: sql.Identifier,
     columns: Sequence[str],
     types: Sequence[str],
     rows: Iterable[Row],
 ) -> None:
+    """Binary COPY of `rows` into `table`: the writer's fast path, and the ceiling `bench/writer.py` compares with."""
     statement = sql.SQL("copy {} ({}) from stdin (format binary)").format(
         table, sql.SQL(", ").join(map(sql.Identifier, columns))
     )
