@@ -10,6 +10,7 @@ from sensorpipe.config.settings import (
     Settings,
     SparkSettings,
     StackSettings,
+    StreamSettings,
     TimescaleSettings,
     load_settings,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "Settings",
     "SparkSettings",
     "StackSettings",
+    "StreamSettings",
     "TimescaleSettings",
     "load_settings",
 ]

@@ -116,6 +116,25 @@ class SparkSettings(_Section):
     ui_port: int | None = Field(None, description="Spark UI port on 127.0.0.1; unset: UI off")
 
 
+class StreamSettings(_Section):
+    """The Spark Structured Streaming job: trigger, checkpoints, late data, limits, metrics."""
+
+    trigger: str = Field("1 second", description="micro-batch trigger interval (file size against latency)")
+    max_offsets_per_trigger: int | None = Field(
+        200_000, ge=1, description="Kafka records per micro-batch at most; unset: no limit"
+    )
+    checkpoint_base: str | None = Field(
+        None, description="checkpoints of the job's queries (default: <lake root>/_checkpoints)"
+    )
+    watermark: str = Field("2 minutes", description="how late a reading may be and still update its minute")
+    max_payload_bytes: int = Field(
+        262_144, ge=64, description="larger Kafka records are rejected (payload_too_large) before parsing"
+    )
+    metadata_refresh_s: float = Field(60.0, gt=0, description="how often sensor_metadata is re-read")
+    metrics_host: str = Field(LOOPBACK, description="address of the job's metrics endpoint")
+    metrics_port: int | None = Field(9311, ge=1, le=65535, description="Prometheus metrics port; unset: off")
+
+
 class PostgresSettings(_Section):
     host: str = Field(LOOPBACK, description="PostgreSQL/TimescaleDB host")
     port: int = Field(5432, ge=1, le=65535, description="PostgreSQL port")
@@ -197,6 +216,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "bridge": BridgeSettings,
     "kafka": KafkaSettings,
     "spark": SparkSettings,
+    "stream": StreamSettings,
     "postgres": PostgresSettings,
     "timescale": TimescaleSettings,
     "s3": S3Settings,
@@ -235,6 +255,7 @@ class Settings(BaseSettings):
     bridge: BridgeSettings = BridgeSettings()
     kafka: KafkaSettings = KafkaSettings()
     spark: SparkSettings = SparkSettings()
+    stream: StreamSettings = StreamSettings()
     postgres: PostgresSettings = PostgresSettings()
     timescale: TimescaleSettings = TimescaleSettings()
     s3: S3Settings = S3Settings()
