@@ -1,0 +1,124 @@
+"""Where the stream job's queries keep their checkpoints, resetting them on purpose, and explaining them.
+
+The original stack "fixed" broken restarts with a random checkpoint directory per start, which silently
+reprocesses or skips data (problem 7). Here every query has one stable checkpoint under one base
+(`stream.checkpoint_base`, by default `<lake root>/_checkpoints/<query>`), deleting it is an explicit,
+logged `--reset`, and a checkpoint that no longer fits the query is reported with the two ways out.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+import pyarrow.fs as pafs
+
+from sensorpipe.config import Settings
+from sensorpipe.storage.lake import lake_filesystem
+
+logger = logging.getLogger(__name__)
+
+QUERIES = ("lake", "database", "aggregates", "rejects")
+"""The job's streaming queries; a query's name is also its checkpoint directory, so never rename one."""
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be used or removed; the message names the cause and the ways out."""
+
+
+def checkpoint_base(settings: Settings) -> str:
+    """The URI under which every query has its checkpoint directory."""
+    base = settings.stream.checkpoint_base or f"{settings.lake_uri.rstrip('/')}/_checkpoints"
+    return base.rstrip("/")
+
+
+def checkpoint_uri(settings: Settings, query: str) -> str:
+    if query not in QUERIES:
+        raise ValueError(f"unknown query {query!r}; the job's queries are {', '.join(QUERIES)}")
+    return f"{checkpoint_base(settings)}/{query}"
+
+
+def checkpoint_filesystem(settings: Settings, uri: str) -> tuple[pafs.FileSystem, str]:
+    """The pyarrow filesystem and path of a checkpoint URI: S3 through `[s3]`, or a local directory."""
+    parts = urlsplit(uri)
+    if parts.scheme in {"s3a", "s3"}:
+        s3_settings = settings.model_copy(update={"lake": settings.lake.model_copy(update={"backend": "s3"})})
+        return lake_filesystem(s3_settings), unquote(f"{parts.netloc}{parts.path}")
+    if parts.scheme == "file":
+        return pafs.LocalFileSystem(), unquote(parts.path)
+    raise CheckpointError(
+        f"sensorpipe cannot manage checkpoints at {uri} ({parts.scheme or 'no scheme'}): delete that directory"
+        " with your storage's own tools, or point stream.checkpoint_base at s3a:// or file://"
+    )
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    query: str
+    uri: str
+    exists: bool
+
+
+def checkpoints(settings: Settings) -> list[Checkpoint]:
+    """Each query's checkpoint and whether it holds anything (a query that never ran has none)."""
+    found = []
+    for query in QUERIES:
+        uri = checkpoint_uri(settings, query)
+        filesystem, path = checkpoint_filesystem(settings, uri)
+        info = filesystem.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+        found.append(Checkpoint(query, uri, bool(info)))
+    return found
+
+
+def reset_checkpoints(settings: Settings) -> list[str]:
+    """Delete every query's checkpoint; returns the URIs deleted. The caller has asked the user first.
+
+    The next start reads Kafka from the earliest offset it still retains; the sinks are idempotent,
+    so readings stored before are not stored twice, but readings Kafka no longer retains are not re-read.
+    """
+    deleted = []
+    for checkpoint in checkpoints(settings):
+        if not checkpoint.exists:
+            continue
+        filesystem, path = checkpoint_filesystem(settings, checkpoint.uri)
+        filesystem.delete_dir(path)
+        logger.warning(
+            "deleted the checkpoint of query %s at %s (stream --reset): it restarts from the earliest"
+            " offset Kafka retains",
+            checkpoint.query,
+            checkpoint.uri,
+        )
+        deleted.append(checkpoint.uri)
+    return deleted
+
+
+# Spark's wording when a restarted query no longer fits what its checkpoint recorded.
+_INCOMPATIBLE = (
+    re.compile(r"STATE_STORE_\w*(SCHEMA|MISMATCH)\w*|schema for existing state|state schema", re.IGNORECASE),
+    re.compile(r"STREAMING_STATEFUL_OPERATOR_NOT_MATCH_IN_STATE_METADATA", re.IGNORECASE),
+    re.compile(r"There are \[?\d+\]? sources in the checkpoint offsets", re.IGNORECASE),
+    re.compile(r"number of partitions .* (do not|does not|doesn't) match", re.IGNORECASE),
+)
+_DATA_LOSS = re.compile(r"not available in Kafka any ?more|offsets? out of range|OFFSET_OUT_OF_RANGE", re.IGNORECASE)
+
+
+def explain_failure(settings: Settings, query: str, error_text: str) -> str | None:
+    """A clear message for a query that failed because of its checkpoint; None for any other failure."""
+    uri = checkpoint_uri(settings, query)
+    if any(pattern.search(error_text) for pattern in _INCOMPATIBLE):
+        return (
+            f"the checkpoint of query {query} at {uri} was written by a different version of the query"
+            " (its sources, state or aggregation changed). Either run the version that wrote it, or start"
+            " over with `sensorpipe stream --reset` (the sinks are idempotent: nothing is stored twice,"
+            " and everything Kafka still retains is read again)"
+        )
+    if _DATA_LOSS.search(error_text):
+        return (
+            f"the checkpoint of query {query} at {uri} points at Kafka offsets that {settings.kafka.topic} no"
+            " longer retains (retention deleted them while the job was stopped): those readings are gone from"
+            " Kafka. Either restore them to the topic, or accept the gap with `sensorpipe stream --reset`"
+            " (it restarts from the earliest retained offset), and consider a longer kafka.retention_ms"
+        )
+    return None

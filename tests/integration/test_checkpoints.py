@@ -1,0 +1,44 @@
+"""`reset_checkpoints` deletes exactly the job's checkpoints, on the real S3 server and on a local directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.fs as pafs
+import pytest
+
+from sensorpipe.config import Settings
+from sensorpipe.stream.checkpoints import checkpoint_filesystem, checkpoint_uri, checkpoints, reset_checkpoints
+
+pytestmark = pytest.mark.integration
+
+
+def _write(settings: Settings, uri: str, name: str) -> None:
+
+    filesystem, path = checkpoint_filesystem(settings, uri)
+    filesystem.create_dir(path)
+    with filesystem.open_output_stream(f"{path}/{name}") as out:
+        out.write(b"v1\n{}")
+
+
+@pytest.mark.parametrize("backend", ["s3", "local"])
+def test_reset_deletes_the_queries_checkpoints_and_nothing_else(
+    stack_settings: Settings, tmp_path: Path, backend: str
+) -> None:
+    base = f"s3a://{stack_settings.s3.bucket}/ckpt-{tmp_path.name}" if backend == "s3" else (tmp_path / "ckpt").as_uri()
+    settings = stack_settings.model_copy(
+        update={"stream": stack_settings.stream.model_copy(update={"checkpoint_base": base})}
+    )
+    assert not any(c.exists for c in checkpoints(settings))
+    _write(settings, checkpoint_uri(settings, "lake"), "offsets-0")
+    _write(settings, checkpoint_uri(settings, "database"), "commits-0")
+    _write(settings, f"{base}/not-a-query", "keep-me")
+
+    assert {c.query for c in checkpoints(settings) if c.exists} == {"lake", "database"}
+    deleted = reset_checkpoints(settings)
+    assert sorted(deleted) == sorted([checkpoint_uri(settings, "lake"), checkpoint_uri(settings, "database")])
+    assert not any(c.exists for c in checkpoints(settings))
+
+    filesystem, path = checkpoint_filesystem(settings, f"{base}/not-a-query")
+    assert filesystem.get_file_info(f"{path}/keep-me").type == pafs.FileType.File
+    assert reset_checkpoints(settings) == []
