@@ -1,0 +1,80 @@
+"""What the stream job's executors run: each partition of a micro-batch written by its own DatabaseWriter.
+
+Nothing here runs on the driver and nothing is collected to it (DESIGN.md: "the database sink writes
+from executors with COPY"). Functions are built per query from the settings and shipped to the Python
+workers by Spark, so they hold no connection until a partition arrives.
+
+Times cross the JVM → Python boundary as epoch microseconds, not as `TimestampType`: PySpark turns
+timestamps into naive *local* datetimes, which the writer rightly refuses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from itertools import islice
+from typing import Any
+
+from sensorpipe.config import PostgresSettings
+from sensorpipe.storage.writer import AGGREGATE_COLUMNS, READING_COLUMNS, REJECT_COLUMNS, DatabaseWriter
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+CHUNK_ROWS = 50_000
+"""Rows per COPY transaction: large enough for COPY's speed, small enough to retry cheaply."""
+
+MICROS_SUFFIX = "_us"
+"""A timestamp column `c` reaches the executors as `c_us`, epoch microseconds (see module docstring)."""
+
+PartitionWriter = Callable[[Iterable[Any]], None]
+
+
+def from_micros(value: int) -> datetime:
+    """Epoch microseconds as an aware UTC datetime, exactly (no float rounding)."""
+    return EPOCH + timedelta(microseconds=value)
+
+
+def chunks(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(rows)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def as_writer_rows(rows: Iterable[Any], columns: Sequence[str], time_column: str) -> Iterator[tuple[Any, ...]]:
+    """Spark Rows (with `<time>_us`) as tuples in the writer's column order, the time made aware."""
+    for row in rows:
+        values = row.asDict()
+        values[time_column] = from_micros(values.pop(time_column + MICROS_SUFFIX))
+        yield tuple(values[name] for name in columns)
+
+
+def readings_writer(settings: PostgresSettings) -> PartitionWriter:
+    """`foreachPartition` function storing valid readings (idempotent on `(sensor_id, time)`)."""
+
+    def write(rows: Iterable[Any]) -> None:
+        with DatabaseWriter(settings, application_name="sensorpipe-stream-readings") as writer:
+            for chunk in chunks(as_writer_rows(rows, READING_COLUMNS, "time"), CHUNK_ROWS):
+                writer.write_readings(chunk)
+
+    return write
+
+
+def aggregates_writer(settings: PostgresSettings) -> PartitionWriter:
+    """`foreachPartition` function upserting one-minute aggregates (a window emitted again replaces itself)."""
+
+    def write(rows: Iterable[Any]) -> None:
+        with DatabaseWriter(settings, application_name="sensorpipe-stream-aggregates") as writer:
+            for chunk in chunks(as_writer_rows(rows, AGGREGATE_COLUMNS, "bucket"), CHUNK_ROWS):
+                writer.write_aggregates(chunk)
+
+    return write
+
+
+def rejects_writer(settings: PostgresSettings) -> PartitionWriter:
+    """`foreachPartition` function storing rejects (idempotent on their Kafka coordinates and element)."""
+
+    def write(rows: Iterable[Any]) -> None:
+        with DatabaseWriter(settings, application_name="sensorpipe-stream-rejects") as writer:
+            for chunk in chunks((tuple(row[name] for name in REJECT_COLUMNS) for row in rows), CHUNK_ROWS):
+                writer.write_rejects(chunk)
+
+    return write
