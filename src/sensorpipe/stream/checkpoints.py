@@ -20,7 +20,7 @@ from sensorpipe.storage.lake import lake_filesystem
 
 logger = logging.getLogger(__name__)
 
-QUERIES = ("lake", "database", "aggregates", "rejects")
+QUERIES = ("lake", "database", "aggregates", "aggregates_lake")
 """The job's streaming queries; a query's name is also its checkpoint directory, so never rename one."""
 
 
