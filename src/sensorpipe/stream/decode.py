@@ -322,10 +322,11 @@ def _records(kafka: DataFrame, settings: Settings) -> DataFrame:
             F.lit("an envelope inside an envelope or inside base64"),
         ),
     ]
-    reject = _first(checks)
+    stage3 = stage2.withColumn("record_reject", _first(checks))
+    reject = F.col("record_reject")
     elements = F.when(shape2 == "[", F.try_variant_get(v2, "$", "array<variant>")).otherwise(F.array(v2))
     batch = shape2 == "["
-    return stage2.select(
+    return stage3.select(
         "topic",
         "partition",
         "offset",
@@ -335,7 +336,7 @@ def _records(kafka: DataFrame, settings: Settings) -> DataFrame:
         "received",
         encoding.alias("encoding"),
         batch.alias("batch"),
-        reject.alias("record_reject"),
+        "record_reject",
         F.when(reject.isNotNull(), F.to_json(v2)).alias("record_json"),
         F.when(reject.isNull(), elements).alias("elements"),
     )
