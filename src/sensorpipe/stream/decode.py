@@ -343,11 +343,13 @@ def _records(kafka: DataFrame, settings: Settings) -> DataFrame:
 
 
 def decode(kafka: DataFrame, settings: Settings) -> DataFrame:
-    """One row per reading candidate of the Kafka source's rows (`key`, `value`, `topic`, `partition`,
-    `offset`, `timestamp`, `headers` when read with `includeHeaders`).
+    """One row per reading candidate of the Kafka source's rows (`value`, `topic`, `partition`, `offset`,
+    `timestamp`, and `headers` when the source is read with `includeHeaders`; `key` is not read).
 
     Columns: encoding, element, time, time_source, sensor_id, temperature, humidity, raw_data, topic,
-    partition, offset, payload, reject_reason, reject_detail. Lazy: no action runs here.
+    partition, offset, payload, reject_reason, reject_detail. Every record has exactly one row with
+    element 0 (count those per encoding for the metrics). Without `headers` there is no topic id and no
+    receive time: the default id and the Kafka timestamp stand in. Lazy: no action runs here.
     """
     records = _records(kafka, settings)
     exploded = records.select("*", F.posexplode_outer("elements").alias("pos", "element_value")).drop("elements")
