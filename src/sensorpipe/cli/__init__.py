@@ -9,7 +9,17 @@ from typing import Annotated
 import typer
 
 from sensorpipe import __version__
-from sensorpipe.cli import bridge_cmd, config_cmd, db_cmd, jars_cmd, simulate_cmd, stack_cmd, tail_cmd, topics_cmd
+from sensorpipe.cli import (
+    bridge_cmd,
+    config_cmd,
+    db_cmd,
+    jars_cmd,
+    simulate_cmd,
+    stack_cmd,
+    stream_cmd,
+    tail_cmd,
+    topics_cmd,
+)
 from sensorpipe.cli.console import fail
 from sensorpipe.cli.context import AppContext
 from sensorpipe.config.env import CONFIG_FILE_ENV
@@ -34,6 +44,7 @@ app.add_typer(topics_cmd.app, name="topics")
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(tail_cmd.app, name="tail")
 app.command("bridge")(bridge_cmd.bridge)
+app.command("stream")(stream_cmd.stream)
 app.command("simulate")(simulate_cmd.simulate_command)
 
 

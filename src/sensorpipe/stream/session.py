@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -56,6 +57,8 @@ def spark_conf(settings: Settings, jars: Sequence[Path]) -> dict[str, str]:
         "spark.driver.memory": spark.driver_memory,
         "spark.sql.shuffle.partitions": str(spark.shuffle_partitions),
         "spark.sql.session.timeZone": "UTC",
+        # Parquet timestamps as UTC-adjusted microseconds (readers see an instant), not legacy INT96.
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
         "spark.ui.showConsoleProgress": "false",
     }
     absolute = [str(jar.resolve()) for jar in jars]
@@ -134,6 +137,9 @@ def build_session(settings: Settings, app_name: str) -> SparkSession:
     if is_local_master(settings.spark.master):
         # Read by the JVM when it starts: the UI and the block manager bind here.
         os.environ["SPARK_LOCAL_IP"] = settings.stack.bind_host
+    # Python workers run the job's own functions, so they need this interpreter (the one with sensorpipe
+    # installed), not whatever `python3` comes first on PATH; pyspark reads it from the environment.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
     from pyspark.sql import SparkSession
 

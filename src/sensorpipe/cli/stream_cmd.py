@@ -1,0 +1,80 @@
+"""`sensorpipe stream`: the Spark job from Kafka into the lake and the database, exactly once."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from sensorpipe.cli.console import console, fail, log_events, ok
+from sensorpipe.cli.context import app_context
+from sensorpipe.config import Settings
+from sensorpipe.ingest.kafka_client import KafkaError
+from sensorpipe.jvm.jars import JarsError
+from sensorpipe.ops.metrics_server import MetricsPortError
+from sensorpipe.storage.errors import StorageError
+from sensorpipe.stream.checkpoints import CheckpointError, checkpoints, reset_checkpoints
+from sensorpipe.stream.runner import JobHandle, StreamFailed, run_job
+
+
+def stream(
+    ctx: typer.Context,
+    master: Annotated[
+        str | None, typer.Option(help="Spark master: local[*] (default), spark://host:7077, k8s://…")
+    ] = None,
+    trigger: Annotated[str | None, typer.Option(help="Micro-batch interval, e.g. '1 second', '10 seconds'.")] = None,
+    reset: Annotated[
+        bool, typer.Option("--reset", help="Delete the job's checkpoints first (asks; --yes to skip asking).")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask before --reset.")] = False,
+    available_now: Annotated[
+        bool, typer.Option("--available-now", help="Process what Kafka holds now, then stop (catch-up, tests).")
+    ] = False,
+) -> None:
+    """Run the stream job: decode, validate and store every reading of `kafka.topic`, exactly once.
+
+    Valid readings go to the lake (Parquet, `raw/date=…/hour=…`) and to `sensor_data`; one-minute
+    aggregates to `sensor_data_1m` and the lake's `agg_1m`; invalid records to `sensor_rejects` and
+    `kafka.dlq_topic` with their reason. Checkpoints live under `stream.checkpoint_base` (default: the
+    lake's `_checkpoints/`): a restart resumes exactly where the job stopped.
+
+    `--reset` deletes the checkpoints, so the job reads again everything Kafka still retains (the sinks
+    are idempotent: nothing is stored twice). Metrics: `curl 127.0.0.1:9311/metrics`.
+    """
+    settings = app_context(ctx).settings(spark={"master": master}, stream={"trigger": trigger})
+    log_events()
+    if reset:
+        _reset(settings, yes=yes)
+    handle = JobHandle(threading.Event())
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        handle.stop_requested.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        run_job(settings, available_now=available_now, handle=handle)
+    except (StreamFailed, JarsError, KafkaError, StorageError, MetricsPortError, CheckpointError) as e:
+        fail(str(e))
+    ok("stream job stopped")
+
+
+def _reset(settings: Settings, *, yes: bool) -> None:
+    """Delete the checkpoints after the user said yes (or passed --yes); the deletions are logged."""
+    try:
+        existing = [c for c in checkpoints(settings) if c.exists]
+    except CheckpointError as e:
+        fail(str(e))
+    if not existing:
+        console.print("no checkpoint to reset")
+        return
+    listing = ", ".join(c.uri for c in existing)
+    if not yes and not typer.confirm(
+        f"delete {len(existing)} checkpoint(s) ({listing})? The job then reads again everything Kafka retains"
+    ):
+        fail("nothing deleted", code=1)
+    for uri in reset_checkpoints(settings):
+        ok(f"deleted {uri}")

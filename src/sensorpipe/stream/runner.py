@@ -1,0 +1,76 @@
+"""Running the stream job: topics, SparkSession, monitoring, the queries, and a clean stop or a clear failure."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from dataclasses import dataclass
+
+from pyspark.errors import StreamingQueryException
+
+from sensorpipe.config import Settings
+from sensorpipe.ingest.topics import create_topics
+from sensorpipe.ops.metrics_server import serve_metrics
+from sensorpipe.stream.checkpoints import explain_failure
+from sensorpipe.stream.job import start_queries
+from sensorpipe.stream.monitoring import ProgressListener, StreamMetrics, failure_message
+from sensorpipe.stream.session import build_session
+
+logger = logging.getLogger(__name__)
+
+
+class StreamFailed(RuntimeError):
+    """A query of the job stopped with an error; the message says which, why, and what to do."""
+
+
+@dataclass
+class JobHandle:
+    """What the caller of `run_job` may use while it runs: a way to ask for a clean stop."""
+
+    stop_requested: threading.Event
+
+
+def run_job(
+    settings: Settings,
+    *,
+    available_now: bool = False,
+    handle: JobHandle | None = None,
+    metrics: StreamMetrics | None = None,
+) -> StreamMetrics:
+    """Run until every query ends (`available_now`), a stop is requested, or a query fails (StreamFailed)."""
+    handle = handle or JobHandle(threading.Event())
+    metrics = metrics or StreamMetrics()
+    create_topics(settings.kafka)
+    server = None
+    if settings.stream.metrics_port is not None:
+        server = serve_metrics(
+            metrics.registry, settings.stream.metrics_host, settings.stream.metrics_port, "stream.metrics_port"
+        )
+    spark = build_session(settings, "sensorpipe-stream")
+    try:
+        spark.streams.addListener(ProgressListener(metrics))
+        queries = start_queries(spark, settings, available_now=available_now)
+        while any(q.isActive for q in queries) and not handle.stop_requested.is_set():
+            with contextlib.suppress(StreamingQueryException):  # looked at below, query by query
+                spark.streams.awaitAnyTermination(1)
+            spark.streams.resetTerminated()
+            for query in queries:
+                error = query.exception()
+                if error is not None:
+                    for other in queries:
+                        other.stop()
+                    name = query.name or "?"
+                    text = str(error)
+                    raise StreamFailed(
+                        explain_failure(settings, name, text) or f"query {name} failed: {failure_message(text)}"
+                    )
+        for query in queries:
+            if query.isActive:
+                logger.info("stopping query %s", query.name)
+                query.stop()
+    finally:
+        spark.stop()
+        if server is not None:
+            server.shutdown()
+    return metrics

@@ -1,0 +1,147 @@
+"""`sensorpipe stream` end to end on the real stack: Kafka → Spark → PostgreSQL and the S3 lake, exactly once."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+from confluent_kafka import Producer
+
+from sensorpipe.config import Settings
+from sensorpipe.ingest.kafka_client import client_config
+from sensorpipe.ingest.topics import create_topics
+from sensorpipe.storage.lake import RAW, read_dataset
+from sensorpipe.storage.migrate import migrate
+from tests.ingest_support import free_port, read_topic
+from tests.support import sensorpipe
+
+pytestmark = [pytest.mark.integration, pytest.mark.spark]
+
+T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+
+
+class Lane:
+    """A topic, sensor ids and a checkpoint base of this test's own."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.tag = uuid.uuid4().hex[:8]
+        self.topic = f"stream-{self.tag}"
+        self.checkpoints = f"s3a://{settings.s3.bucket}/_checkpoints-{self.tag}"
+        self.metrics_port = free_port()
+
+    def sensor(self, name: str) -> str:
+        return f"{self.tag}-{name}"
+
+    def flags(self) -> list[str]:
+        pairs = {
+            "kafka.topic": self.topic,
+            "kafka.dlq_topic": f"{self.topic}-dlq",
+            "stream.checkpoint_base": self.checkpoints,
+            "stream.metrics_port": str(self.metrics_port),
+        }
+        return [arg for key, value in pairs.items() for arg in ("--set", f"{key}={value}")]
+
+
+@pytest.fixture(scope="module")
+def migrated(stack_settings: Settings) -> Settings:
+    migrate(stack_settings)
+    return stack_settings
+
+
+@pytest.fixture
+def lane(migrated: Settings) -> Iterator[Lane]:
+    yield Lane(migrated)
+
+
+def produce(settings: Settings, topic: str, values: list[bytes]) -> None:
+    """Every value into `topic`, each confirmed by Kafka (a failed delivery fails the test)."""
+    create_topics(settings.kafka.model_copy(update={"topic": topic, "dlq_topic": f"{topic}-dlq"}))
+    failures: list[str] = []
+    producer = Producer(client_config(settings.kafka, **{"enable.idempotence": True}))
+    for value in values:
+        producer.produce(topic, value, on_delivery=lambda error, _m: failures.append(str(error)) if error else None)
+    assert producer.flush(30) == 0
+    assert not failures, failures[:3]
+
+
+def reading(sensor: str, index: int) -> dict[str, object]:
+    moment = T0 + timedelta(seconds=index)
+    return {"sensor_id": sensor, "timestamp": moment.timestamp(), "temperature": 20.5, "humidity": 40.0}
+
+
+def encodings(payload: dict[str, object]) -> dict[str, bytes]:
+    """The same reading in every encoding the job must accept (DESIGN.md "Data contract")."""
+    raw = json.dumps(payload).encode()
+    b64 = base64.b64encode(raw).decode()
+    return {
+        "raw_json": raw,
+        "base64_json": b64.encode(),
+        "quoted_base64": json.dumps(b64).encode(),
+        "envelope_base64": json.dumps({"schema": {"type": "bytes"}, "payload": b64}).encode(),
+    }
+
+
+def run_stream(config: Path, lane: Lane) -> None:
+    result = sensorpipe(*lane.flags(), "stream", "--available-now", config=config, timeout_s=600)
+    assert result.returncode == 0, result.stdout + result.stderr[-4000:]
+    assert "Traceback" not in result.stderr
+
+
+def stored_keys(settings: Settings, tag: str) -> list[tuple[str, datetime]]:
+    with psycopg.connect(settings.postgres.dsn(), autocommit=True) as conn:
+        rows = conn.execute(
+            "select sensor_id, time from sensor_data where sensor_id like %s order by 1, 2", (f"{tag}-%",)
+        ).fetchall()
+    return [(r[0], r[1]) for r in rows]
+
+
+def test_every_encoding_lands_once_in_database_and_lake_and_invalid_ones_are_rejected(
+    stack_config: Path, migrated: Settings, lane: Lane
+) -> None:
+    per_encoding = 500
+    values: list[bytes] = []
+    expected: set[tuple[str, datetime]] = set()
+    for label in ("raw_json", "base64_json", "quoted_base64", "envelope_base64"):
+        sensor = lane.sensor(label)
+        for index in range(per_encoding):
+            values.append(encodings(reading(sensor, index))[label])
+            expected.add((sensor, T0 + timedelta(seconds=index)))
+    gateway = [reading(lane.sensor("gw-a"), 1), {**reading(lane.sensor("gw-b"), 1), "temperature": 999}]
+    values.append(json.dumps(gateway).encode())
+    expected.add((lane.sensor("gw-a"), T0 + timedelta(seconds=1)))
+    invalid = [
+        b"plain words",
+        b"",
+        b'{"truncated": ',
+        json.dumps({**reading(lane.sensor("bad"), 1), "humidity": "wet"}).encode(),
+    ]
+    values += invalid
+    produce(migrated, lane.topic, values)
+
+    run_stream(stack_config, lane)
+
+    assert set(stored_keys(migrated, lane.tag)) == expected
+    assert len(stored_keys(migrated, lane.tag)) == len(expected)
+    lake = read_dataset(migrated, RAW, columns=["sensor_id", "time"]).to_pylist()
+    in_lake = [(r["sensor_id"], r["time"]) for r in lake if r["sensor_id"].startswith(lane.tag)]
+    assert sorted(in_lake) == sorted(expected)
+    with psycopg.connect(migrated.postgres.dsn(), autocommit=True) as conn:
+        reasons = conn.execute(
+            "select reason, element from sensor_rejects where kafka_topic = %s order by kafka_offset, element",
+            (lane.topic,),
+        ).fetchall()
+    assert len(reasons) == len(invalid) + 1, reasons
+    assert (reasons[0][0], reasons[0][1]) == ("out_of_range", 1)
+    assert sorted(r[0] for r in reasons[1:]) == ["empty", "not_json", "undecodable", "wrong_type"]
+    dead_letters = [json.loads(r.value) for r in read_topic(migrated, f"{lane.topic}-dlq", len(reasons))]
+    assert sorted(d["reason"] for d in dead_letters) == sorted(r[0] for r in reasons)
+    assert {d["kafka_topic"] for d in dead_letters} == {lane.topic}
+
+    run_stream(stack_config, lane)  # a restart finds its checkpoints: nothing is stored twice
+    assert len(stored_keys(migrated, lane.tag)) == len(expected)
