@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -145,3 +150,53 @@ def test_every_encoding_lands_once_in_database_and_lake_and_invalid_ones_are_rej
 
     run_stream(stack_config, lane)  # a restart finds its checkpoints: nothing is stored twice
     assert len(stored_keys(migrated, lane.tag)) == len(expected)
+
+
+def start_stream(config: Path, lane: Lane, *extra: str) -> subprocess.Popen[str]:
+    """The job as its own process group (driver, JVM, Python workers), so that SIGKILL takes all of it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "sensorpipe", "--config", str(config), *lane.flags(), *extra, "stream"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_for_rows(settings: Settings, tag: str, at_least: int, job: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 300
+    while len(stored_keys(settings, tag)) < at_least:
+        assert job.poll() is None, f"the job exited ({job.returncode}) before storing {at_least} rows"
+        assert time.monotonic() < deadline, f"fewer than {at_least} rows after 300 s"
+        time.sleep(0.5)
+
+
+def test_sigkill_twice_mid_run_then_restart_stores_every_reading_exactly_once(
+    stack_config: Path, migrated: Settings, lane: Lane
+) -> None:
+    total = 20_000
+    sensors = [lane.sensor(f"k{i}") for i in range(20)]
+    expected = {(sensors[i % 20], T0 + timedelta(milliseconds=i)) for i in range(total)}
+    values = [
+        json.dumps(
+            {"sensor_id": sensors[i % 20], "timestamp": (T0 + timedelta(milliseconds=i)).timestamp(), "humidity": 50}
+        ).encode()
+        for i in range(total)
+    ]
+    produce(migrated, lane.topic, values)
+    slow = ("--set", "stream.max_offsets_per_trigger=1000")
+    for at_least in (2_000, 9_000):
+        job = start_stream(stack_config, lane, *slow)
+        try:
+            wait_for_rows(migrated, lane.tag, at_least, job)
+        finally:
+            os.killpg(job.pid, signal.SIGKILL)
+            job.wait(30)
+    run_stream(stack_config, lane)
+
+    stored = stored_keys(migrated, lane.tag)
+    assert len(stored) == total and set(stored) == expected
+    lake = read_dataset(migrated, RAW, columns=["sensor_id", "time"]).to_pylist()
+    in_lake = [(r["sensor_id"], r["time"]) for r in lake if r["sensor_id"].startswith(lane.tag)]
+    assert len(in_lake) == total, f"{len(in_lake) - len(set(in_lake))} duplicates in the lake"
+    assert set(in_lake) == expected
