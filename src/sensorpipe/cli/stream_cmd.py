@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from sensorpipe.cli.console import console, fail, log_events, ok
+from sensorpipe.cli.console import console, fail, log_events, ok, print_json
 from sensorpipe.cli.context import app_context
 from sensorpipe.config import Settings
 from sensorpipe.ingest.kafka_client import KafkaError
@@ -17,7 +17,7 @@ from sensorpipe.jvm.jars import JarsError
 from sensorpipe.ops.metrics_server import MetricsPortError
 from sensorpipe.storage.errors import StorageError
 from sensorpipe.stream.checkpoints import CheckpointError, checkpoints, reset_checkpoints
-from sensorpipe.stream.runner import JobHandle, StreamFailed, run_job
+from sensorpipe.stream.runner import JobHandle, StreamFailed, job_totals, run_job
 
 
 def stream(
@@ -32,6 +32,9 @@ def stream(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask before --reset.")] = False,
     available_now: Annotated[
         bool, typer.Option("--available-now", help="Process what Kafka holds now, then stop (catch-up, tests).")
+    ] = False,
+    json_: Annotated[
+        bool, typer.Option("--json", help="Print the job's totals as JSON on stdout when it ends.")
     ] = False,
 ) -> None:
     """Run the stream job: decode, validate and store every reading of `kafka.topic`, exactly once.
@@ -56,10 +59,17 @@ def stream(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        run_job(settings, available_now=available_now, handle=handle)
+        metrics = run_job(settings, available_now=available_now, handle=handle)
     except (StreamFailed, JarsError, KafkaError, StorageError, MetricsPortError, CheckpointError) as e:
         fail(str(e))
-    ok("stream job stopped")
+    totals = job_totals(metrics)
+    if json_:
+        print_json(totals)
+        return
+    stored = totals["sink_rows"].get("database", 0)
+    rejected = sum(totals["rejects"].values())
+    reasons = ", ".join(f"{reason} {n:,}" for reason, n in sorted(totals["rejects"].items()))
+    ok(f"stream job stopped: {stored:,} readings stored, {rejected:,} rejected{f' ({reasons})' if reasons else ''}")
 
 
 def _reset(settings: Settings, *, yes: bool) -> None:

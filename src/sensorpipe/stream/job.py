@@ -31,6 +31,7 @@ from sensorpipe.storage.lake import AGG_1M, DATE_COLUMN, HOUR_COLUMN, RAW, datas
 from sensorpipe.storage.writer import AGGREGATE_COLUMNS, READING_COLUMNS, REJECT_COLUMNS
 from sensorpipe.stream.checkpoints import checkpoint_uri
 from sensorpipe.stream.decode import decode, rejected_records, valid_readings
+from sensorpipe.stream.monitoring import StreamMetrics
 from sensorpipe.stream.sinks import MICROS_SUFFIX, aggregates_writer, readings_writer, rejects_writer
 
 logger = logging.getLogger(__name__)
@@ -104,7 +105,21 @@ def _windows(readings: DataFrame, settings: Settings) -> DataFrame:
     )
 
 
-def _database_batch(settings: Settings) -> Callable[[DataFrame, int], None]:
+def _count(batch: DataFrame, metrics: StreamMetrics) -> None:
+    """Records per encoding, rejects per reason and rows stored: one small aggregate, never the rows."""
+    tally = batch.groupBy(
+        (F.col("element") == 0).alias("first"), "encoding", F.col("reject_reason").alias("reason")
+    ).count()
+    for first, encoding, reason, count in tally.collect():
+        if first:
+            metrics.count_encoding(count, encoding)
+        if reason is None:
+            metrics.count_sink_rows("database", count)
+        else:
+            metrics.count_rejects(count, reason)
+
+
+def _database_batch(settings: Settings, metrics: StreamMetrics) -> Callable[[DataFrame, int], None]:
     """foreachBatch of the `database` query: readings and rejects from the executors, rejects to the DLQ."""
     write_readings = readings_writer(settings.postgres)
     write_rejects = rejects_writer(settings.postgres)
@@ -137,6 +152,7 @@ def _database_batch(settings: Settings) -> Callable[[DataFrame, int], None]:
                 .save()
             )
             rejects.unpersist()
+            _count(batch, metrics)
         finally:
             batch.unpersist()
 
@@ -152,7 +168,9 @@ def _aggregates_batch(settings: Settings) -> Callable[[DataFrame, int], None]:
     return run
 
 
-def start_queries(spark: SparkSession, settings: Settings, *, available_now: bool = False) -> list[StreamingQuery]:
+def start_queries(
+    spark: SparkSession, settings: Settings, metrics: StreamMetrics, *, available_now: bool = False
+) -> list[StreamingQuery]:
     """Start the four queries; `available_now` processes what Kafka holds now and then stops (tests, catch-up)."""
     decoded = decode(kafka_source(spark, settings), settings)
     readings = valid_readings(decoded)
@@ -165,7 +183,7 @@ def start_queries(spark: SparkSession, settings: Settings, *, available_now: boo
 
     enriched = readings.join(F.broadcast(_metadata(spark, settings)), "sensor_id", "left")
     queries = [
-        writer(decoded, "database").foreachBatch(_database_batch(settings)).start(),
+        writer(decoded, "database").foreachBatch(_database_batch(settings, metrics)).start(),
         writer(_partitioned(enriched, "time").coalesce(LAKE_FILES_PER_BATCH), "lake")
         .format("parquet")
         .partitionBy(DATE_COLUMN, HOUR_COLUMN)

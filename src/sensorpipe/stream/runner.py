@@ -50,7 +50,7 @@ def run_job(
     spark = build_session(settings, "sensorpipe-stream")
     try:
         spark.streams.addListener(ProgressListener(metrics))
-        queries = start_queries(spark, settings, available_now=available_now)
+        queries = start_queries(spark, settings, metrics, available_now=available_now)
         while any(q.isActive for q in queries) and not handle.stop_requested.is_set():
             with contextlib.suppress(StreamingQueryException):  # looked at below, query by query
                 spark.streams.awaitAnyTermination(1)
@@ -74,3 +74,19 @@ def run_job(
         if server is not None:
             server.shutdown()
     return metrics
+
+
+def job_totals(metrics: StreamMetrics) -> dict[str, dict[str, int]]:
+    """What the job did, from its own counters: records per encoding, rejects per reason, rows per sink."""
+    totals: dict[str, dict[str, int]] = {"encodings": {}, "rejects": {}, "sink_rows": {}}
+    wanted = {
+        "sensorpipe_stream_encoded_rows_total": ("encodings", "encoding"),
+        "sensorpipe_stream_rejected_rows_total": ("rejects", "reason"),
+        "sensorpipe_stream_sink_rows_total": ("sink_rows", "query"),
+    }
+    for metric in metrics.registry.collect():
+        for sample in metric.samples:
+            if sample.name in wanted:
+                group, label = wanted[sample.name]
+                totals[group][sample.labels[label]] = int(sample.value)
+    return totals
