@@ -10,7 +10,7 @@ import pytest
 
 from sensorpipe.config import Settings, load_settings
 from sensorpipe.stream import redacted, spark_conf
-from sensorpipe.stream.session import is_local_master, runs_in_process
+from sensorpipe.stream.session import is_local_master, on_loopback, runs_in_process
 
 S3A = "spark.hadoop.fs.s3a."
 JAR_NAMES = ["spark-sql-kafka-0-10_2.13-4.2.0.jar", "hadoop-aws-3.5.0.jar", "bundle-2.35.4.jar"]
@@ -83,6 +83,34 @@ def test_a_cluster_driver_is_left_reachable(settings_for: Any, jars: list[Path])
     assert conf["spark.master"] == "spark://spark-master:7077"
     assert "spark.driver.bindAddress" not in conf
     assert "spark.driver.host" not in conf
+
+
+@pytest.mark.parametrize("master", ["spark://127.0.0.1:7077", "spark://localhost:7077", "spark://[::1]:7077"])
+def test_a_standalone_cluster_on_loopback_keeps_the_driver_on_loopback(
+    settings_for: Any, jars: list[Path], master: str
+) -> None:
+    conf = spark_conf(settings_for(spark={"master": master}), jars)
+    assert conf["spark.driver.bindAddress"] == "127.0.0.1"
+    assert conf["spark.driver.host"] == "127.0.0.1"
+    assert "spark.jars" in conf  # executors are JVMs of their own: the jars are shipped
+
+
+@pytest.mark.parametrize(
+    ("master", "loopback"),
+    [
+        ("local[*]", True),
+        ("local-cluster[2,1,1024]", True),
+        ("spark://127.0.0.1:7077", True),
+        ("spark://127.0.0.1:7077,localhost:7078", True),
+        ("spark://127.0.0.1:7077,spark-master:7077", False),
+        ("spark://192.0.2.10:7077", False),
+        ("spark://localhost.example.com:7077", False),
+        ("k8s://https://127.0.0.1:6443", False),
+        ("yarn", False),
+    ],
+)
+def test_which_masters_keep_everything_on_loopback(master: str, loopback: bool) -> None:
+    assert on_loopback(master) is loopback
 
 
 def test_ui_is_off_unless_a_port_is_set(settings_for: Any, jars: list[Path]) -> None:

@@ -8,6 +8,7 @@ query (the original stack's problem 1), and S3A comes from the one `[s3]` sectio
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import sys
@@ -43,6 +44,28 @@ def runs_in_process(master: str) -> bool:
     return master == "local" or master.startswith("local[")
 
 
+def on_loopback(master: str) -> bool:
+    """A local master, or a standalone master (`spark://h:p`, or `spark://h1:p1,h2:p2` for HA) on loopback only.
+
+    Then the whole cluster runs on this machine and its executors reach a driver bound to loopback.
+    """
+    if is_local_master(master):
+        return True
+    if not master.startswith("spark://"):
+        return False
+    hosts = [entry.rpartition(":")[0].strip("[]") for entry in master.removeprefix("spark://").split(",")]
+    return all(_is_loopback_host(host) for host in hosts)
+
+
+def _is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def spark_conf(settings: Settings, jars: Sequence[Path]) -> dict[str, str]:
     """Every Spark property the job needs, derived from `settings`; `jars` is the resolved connector set.
 
@@ -66,8 +89,8 @@ def spark_conf(settings: Settings, jars: Sequence[Path]) -> dict[str, str]:
         conf["spark.driver.extraClassPath"] = os.pathsep.join(absolute)
     else:
         conf["spark.jars"] = ",".join(absolute)
-    if is_local_master(spark.master):
-        # Nothing of a local job listens beyond loopback; a cluster's driver must stay reachable.
+    if on_loopback(spark.master):
+        # Nothing of a job on this machine listens beyond loopback; a remote cluster's driver must stay reachable.
         conf["spark.driver.bindAddress"] = settings.stack.bind_host
         conf["spark.driver.host"] = settings.stack.bind_host
     if spark.ui_port is None:
@@ -134,7 +157,7 @@ def build_session(settings: Settings, app_name: str) -> SparkSession:
                 f" ({Path(missing[0]).name}, ...), so S3A and Kafka classes would be missing:"
                 " let build_session start Spark first, in a fresh process"
             )
-    if is_local_master(settings.spark.master):
+    if on_loopback(settings.spark.master):
         # Read by the JVM when it starts: the UI and the block manager bind here.
         os.environ["SPARK_LOCAL_IP"] = settings.stack.bind_host
     # Python workers run the job's own functions, so they need this interpreter (the one with sensorpipe
