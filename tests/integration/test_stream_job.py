@@ -216,3 +216,27 @@ def test_sigkill_twice_mid_run_then_restart_stores_every_reading_exactly_once(
     in_lake = [(r["sensor_id"], r["time"]) for r in lake if r["sensor_id"].startswith(lane.tag)]
     assert len(in_lake) == total, f"{len(in_lake) - len(set(in_lake))} duplicates in the lake"
     assert set(in_lake) == expected
+
+
+def test_late_readings_update_their_minute_within_the_watermark_and_are_dropped_beyond(
+    stack_config: Path, migrated: Settings, lane: Lane
+) -> None:
+    sensor = lane.sensor("late")
+
+    def at(minute: int, second: int) -> bytes:
+        moment = T0 + timedelta(minutes=minute, seconds=second)
+        return json.dumps({"sensor_id": sensor, "timestamp": moment.timestamp(), "humidity": 50.0}).encode()
+
+    produce(migrated, lane.topic, [at(0, 0), at(0, 1), at(0, 2), at(4, 10)])
+    run_stream(stack_config, lane)  # the watermark is now 10:04:10 minus 2 minutes = 10:02:10
+    produce(migrated, lane.topic, [at(4, 20), at(0, 30)])  # within the watermark, and beyond it
+    totals = run_stream(stack_config, lane)
+
+    with psycopg.connect(migrated.postgres.dsn(), autocommit=True) as conn:
+        minutes = conn.execute(
+            "select bucket, readings from sensor_data_1m where sensor_id = %s order by bucket", (sensor,)
+        ).fetchall()
+        readings = conn.execute("select count(*) from sensor_data where sensor_id = %s", (sensor,)).fetchone()
+    assert minutes == [(T0, 3), (T0 + timedelta(minutes=4), 2)]
+    assert readings == (6,), "every reading is stored; only the aggregates skip the one beyond the watermark"
+    assert totals["dropped_late"].get("aggregates", 0) >= 1

@@ -77,12 +77,13 @@ def run_job(
 
 
 def job_totals(metrics: StreamMetrics) -> dict[str, dict[str, int]]:
-    """What the job did, from its own counters: records per encoding, rejects per reason, rows per sink."""
-    totals: dict[str, dict[str, int]] = {"encodings": {}, "rejects": {}, "sink_rows": {}}
+    """What the job did, from its counters: records per encoding, rejects per reason, rows per sink, late rows."""
+    totals: dict[str, dict[str, int]] = {"encodings": {}, "rejects": {}, "sink_rows": {}, "dropped_late": {}}
     wanted = {
         "sensorpipe_stream_encoded_rows_total": ("encodings", "encoding"),
         "sensorpipe_stream_rejected_rows_total": ("rejects", "reason"),
         "sensorpipe_stream_sink_rows_total": ("sink_rows", "query"),
+        "sensorpipe_stream_dropped_late_rows_total": ("dropped_late", "query"),
     }
     for metric in metrics.registry.collect():
         for sample in metric.samples:
