@@ -69,7 +69,7 @@ def test_the_stream_job_runs_unchanged_on_a_standalone_cluster(
     assert "Traceback" not in result.stderr
     stored = stored_keys(migrated, lane.tag)
     assert len(stored) == len(expected) and set(stored) == expected
-    lake = read_dataset(migrated, RAW, columns=["sensor_id", "time"]).to_pylist()
+    lake = read_dataset(lane.settings, RAW, columns=["sensor_id", "time"]).to_pylist()
     in_lake = [(r["sensor_id"], r["time"]) for r in lake if r["sensor_id"].startswith(lane.tag)]
     assert sorted(in_lake) == sorted(expected)
     with psycopg.connect(migrated.postgres.dsn(), autocommit=True) as conn:

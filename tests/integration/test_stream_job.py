@@ -8,9 +8,11 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from sensorpipe.ingest.kafka_client import client_config
 from sensorpipe.ingest.topics import create_topics
 from sensorpipe.storage.lake import RAW, read_dataset
 from sensorpipe.storage.migrate import migrate
+from sensorpipe.storage.s3 import ensure_bucket
 from tests.ingest_support import free_port, read_topic
 from tests.support import sensorpipe
 
@@ -32,13 +35,19 @@ T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 
 
 class Lane:
-    """A topic, sensor ids and a checkpoint base of this test's own."""
+    """A topic, sensor ids, a lake bucket (with the checkpoints beside it) and a metrics port of this test's own.
+
+    Each lane needs its own lake: Spark's file sink log lives in the lake, and a fresh checkpoint
+    writing into a lake that another checkpoint's log already covers would have its batches skipped.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.tag = uuid.uuid4().hex[:8]
         self.topic = f"stream-{self.tag}"
-        self.checkpoints = f"s3a://{settings.s3.bucket}/_checkpoints-{self.tag}"
+        self.bucket = f"lake-{self.tag}"
         self.metrics_port = free_port()
+        self.settings = settings.model_copy(update={"s3": settings.s3.model_copy(update={"bucket": self.bucket})})
+        ensure_bucket(self.settings.s3)
 
     def sensor(self, name: str) -> str:
         return f"{self.tag}-{name}"
@@ -47,7 +56,7 @@ class Lane:
         pairs = {
             "kafka.topic": self.topic,
             "kafka.dlq_topic": f"{self.topic}-dlq",
-            "stream.checkpoint_base": self.checkpoints,
+            "s3.bucket": self.bucket,
             "stream.metrics_port": str(self.metrics_port),
         }
         return [arg for key, value in pairs.items() for arg in ("--set", f"{key}={value}")]
@@ -145,7 +154,7 @@ def test_every_encoding_lands_once_in_database_and_lake_and_invalid_ones_are_rej
     assert totals["rejects"] == {"out_of_range": 1, "empty": 1, "undecodable": 1, "not_json": 1, "wrong_type": 1}
     assert totals["sink_rows"] == {"database": len(expected)}
     assert len(stored_keys(migrated, lane.tag)) == len(expected)
-    lake = read_dataset(migrated, RAW, columns=["sensor_id", "time"]).to_pylist()
+    lake = read_dataset(lane.settings, RAW, columns=["sensor_id", "time"]).to_pylist()
     in_lake = [(r["sensor_id"], r["time"]) for r in lake if r["sensor_id"].startswith(lane.tag)]
     assert sorted(in_lake) == sorted(expected)
     with psycopg.connect(migrated.postgres.dsn(), autocommit=True) as conn:
@@ -168,22 +177,37 @@ def test_every_encoding_lands_once_in_database_and_lake_and_invalid_ones_are_rej
     assert len(stored_keys(migrated, lane.tag)) == len(expected)
 
 
-def start_stream(config: Path, lane: Lane, *extra: str) -> subprocess.Popen[str]:
+@dataclass
+class Job:
+    process: subprocess.Popen[str]
+    log: Path
+
+    def tail(self) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-20:])
+
+
+def start_stream(config: Path, lane: Lane, *extra: str) -> Job:
     """The job as its own process group (driver, JVM, Python workers), so that SIGKILL takes all of it."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "sensorpipe", "--config", str(config), *lane.flags(), *extra, "stream"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
+    log = Path(tempfile.mkstemp(prefix=f"stream-{lane.tag}-", suffix=".log")[1])
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sensorpipe", "--config", str(config), *lane.flags(), *extra, "stream"],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            text=True,
+            start_new_session=True,
+        )
+    return Job(process, log)
 
 
-def wait_for_rows(settings: Settings, tag: str, at_least: int, job: subprocess.Popen[str]) -> None:
+def wait_for_rows(settings: Settings, tag: str, at_least: int, job: Job) -> None:
     deadline = time.monotonic() + 300
     while len(stored_keys(settings, tag)) < at_least:
-        assert job.poll() is None, f"the job exited ({job.returncode}) before storing {at_least} rows"
-        assert time.monotonic() < deadline, f"fewer than {at_least} rows after 300 s"
+        if job.process.poll() is not None:
+            raise AssertionError(
+                f"the job exited ({job.process.returncode}) before storing {at_least} rows:\n{job.tail()}"
+            )
+        assert time.monotonic() < deadline, f"fewer than {at_least} rows after 300 s:\n{job.tail()}"
         time.sleep(0.5)
 
 
@@ -206,13 +230,14 @@ def test_sigkill_twice_mid_run_then_restart_stores_every_reading_exactly_once(
         try:
             wait_for_rows(migrated, lane.tag, at_least, job)
         finally:
-            os.killpg(job.pid, signal.SIGKILL)
-            job.wait(30)
+            os.killpg(job.process.pid, signal.SIGKILL)
+            job.process.wait(30)
+            job.log.unlink()
     run_stream(stack_config, lane)
 
     stored = stored_keys(migrated, lane.tag)
     assert len(stored) == total and set(stored) == expected
-    lake = read_dataset(migrated, RAW, columns=["sensor_id", "time"]).to_pylist()
+    lake = read_dataset(lane.settings, RAW, columns=["sensor_id", "time"]).to_pylist()
     in_lake = [(r["sensor_id"], r["time"]) for r in lake if r["sensor_id"].startswith(lane.tag)]
     assert len(in_lake) == total, f"{len(in_lake) - len(set(in_lake))} duplicates in the lake"
     assert set(in_lake) == expected
