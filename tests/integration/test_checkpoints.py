@@ -7,8 +7,16 @@ from pathlib import Path
 import pyarrow.fs as pafs
 import pytest
 
-from sensorpipe.config import Settings
-from sensorpipe.stream.checkpoints import checkpoint_filesystem, checkpoint_uri, checkpoints, reset_checkpoints
+from sensorpipe.config import Settings, load_settings
+from sensorpipe.stream.checkpoints import (
+    checkpoint_filesystem,
+    checkpoint_uri,
+    checkpoints,
+    orphaned_sink_logs,
+    orphaned_sink_logs_message,
+    reset_checkpoints,
+    sink_log_uri,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -42,3 +50,20 @@ def test_reset_deletes_the_queries_checkpoints_and_nothing_else(
     filesystem, path = checkpoint_filesystem(settings, f"{base}/not-a-query")
     assert filesystem.get_file_info(f"{path}/keep-me").type == pafs.FileType.File
     assert reset_checkpoints(settings) == []
+
+
+def test_a_lake_sink_log_without_its_checkpoint_is_caught_and_reset_removes_it(
+    tmp_path: Path, clean_env: pytest.MonkeyPatch
+) -> None:
+    settings = load_settings({"lake": {"backend": "local", "local_dir": tmp_path / "lake"}})
+    assert orphaned_sink_logs(settings) == []
+    log = sink_log_uri(settings, "lake")
+    _write(settings, log, "0")  # an earlier run's file sink log; its checkpoint is gone
+    assert orphaned_sink_logs(settings) == [log]
+    message = orphaned_sink_logs_message(settings, [log])
+    assert "first batches skipped in the lake" in message and "`sensorpipe stream --reset`" in message
+
+    _write(settings, f"{checkpoint_uri(settings, 'lake')}/commits", "0")  # with its checkpoint it is fine
+    assert orphaned_sink_logs(settings) == []
+    assert sorted(reset_checkpoints(settings)) == sorted([checkpoint_uri(settings, "lake"), log])
+    assert orphaned_sink_logs(settings) == [] and not any(c.exists for c in checkpoints(settings))

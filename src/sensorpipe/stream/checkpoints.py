@@ -16,12 +16,15 @@ from urllib.parse import unquote, urlsplit
 import pyarrow.fs as pafs
 
 from sensorpipe.config import Settings
-from sensorpipe.storage.lake import lake_filesystem
+from sensorpipe.storage.lake import AGG_1M, RAW, Dataset, dataset_uri, lake_filesystem
 
 logger = logging.getLogger(__name__)
 
 QUERIES = ("lake", "database", "aggregates", "aggregates_lake")
 """The job's streaming queries; a query's name is also its checkpoint directory, so never rename one."""
+
+FILE_SINKS: dict[str, Dataset] = {"lake": RAW, "aggregates_lake": AGG_1M}
+"""Queries writing through Spark's file sink, whose log (`<dataset>/_spark_metadata`) is bound to their checkpoint."""
 
 
 class CheckpointError(RuntimeError):
@@ -66,31 +69,62 @@ def checkpoints(settings: Settings) -> list[Checkpoint]:
     found = []
     for query in QUERIES:
         uri = checkpoint_uri(settings, query)
-        filesystem, path = checkpoint_filesystem(settings, uri)
-        info = filesystem.get_file_info(pafs.FileSelector(path, allow_not_found=True))
-        found.append(Checkpoint(query, uri, bool(info)))
+        found.append(Checkpoint(query, uri, _exists(settings, uri)))
     return found
 
 
-def reset_checkpoints(settings: Settings) -> list[str]:
-    """Delete every query's checkpoint; returns the URIs deleted. The caller has asked the user first.
+def _exists(settings: Settings, uri: str) -> bool:
+    filesystem, path = checkpoint_filesystem(settings, uri)
+    return bool(filesystem.get_file_info(pafs.FileSelector(path, allow_not_found=True)))
 
-    The next start reads Kafka from the earliest offset it still retains; the sinks are idempotent,
-    so readings stored before are not stored twice, but readings Kafka no longer retains are not re-read.
+
+def sink_log_uri(settings: Settings, query: str) -> str:
+    return f"{dataset_uri(settings, FILE_SINKS[query])}/_spark_metadata"
+
+
+def orphaned_sink_logs(settings: Settings) -> list[str]:
+    """Lake sink logs left by an earlier run whose checkpoint is gone.
+
+    Spark skips a batch whose id its sink log already holds, so a new checkpoint (counting from batch 0
+    again) writing under such a log would have its first batches silently left out of the lake.
+    """
+    return [
+        sink_log_uri(settings, query)
+        for query in FILE_SINKS
+        if not _exists(settings, f"{checkpoint_uri(settings, query)}/commits")
+        and _exists(settings, sink_log_uri(settings, query))
+    ]
+
+
+def orphaned_sink_logs_message(settings: Settings, logs: list[str]) -> str:
+    return (
+        f"the lake's file sink log ({', '.join(logs)}) belongs to an earlier run whose checkpoint under"
+        f" {checkpoint_base(settings)} is gone: a new checkpoint would have its first batches skipped in the"
+        " lake, silently. Either restore those checkpoints, or start over with `sensorpipe stream --reset`,"
+        " which removes the sink logs too (the lake then lists only what the new run writes; older files stay"
+        " on disk outside the log)"
+    )
+
+
+def reset_checkpoints(settings: Settings) -> list[str]:
+    """Delete every query's checkpoint and the lake's sink logs; returns the URIs deleted. Ask the user first.
+
+    The next start reads Kafka from the earliest offset it still retains; the database sinks are
+    idempotent, so readings stored before are not stored twice; the lake lists only what the new run
+    writes (its older files stay on disk, outside the new sink log).
     """
     deleted = []
-    for checkpoint in checkpoints(settings):
-        if not checkpoint.exists:
-            continue
-        filesystem, path = checkpoint_filesystem(settings, checkpoint.uri)
+    targets = [(c.query, c.uri) for c in checkpoints(settings) if c.exists]
+    targets += [
+        (query, sink_log_uri(settings, query))
+        for query in FILE_SINKS
+        if _exists(settings, sink_log_uri(settings, query))
+    ]
+    for query, uri in targets:
+        filesystem, path = checkpoint_filesystem(settings, uri)
         filesystem.delete_dir(path)
-        logger.warning(
-            "deleted the checkpoint of query %s at %s (stream --reset): it restarts from the earliest"
-            " offset Kafka retains",
-            checkpoint.query,
-            checkpoint.uri,
-        )
-        deleted.append(checkpoint.uri)
+        logger.warning("deleted %s of query %s (stream --reset)", uri, query)
+        deleted.append(uri)
     return deleted
 
 

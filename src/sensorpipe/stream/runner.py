@@ -12,7 +12,12 @@ from pyspark.errors import StreamingQueryException
 from sensorpipe.config import Settings
 from sensorpipe.ingest.topics import create_topics
 from sensorpipe.ops.metrics_server import serve_metrics
-from sensorpipe.stream.checkpoints import explain_failure
+from sensorpipe.stream.checkpoints import (
+    CheckpointError,
+    explain_failure,
+    orphaned_sink_logs,
+    orphaned_sink_logs_message,
+)
 from sensorpipe.stream.job import start_queries
 from sensorpipe.stream.monitoring import ProgressListener, StreamMetrics, failure_message
 from sensorpipe.stream.session import build_session
@@ -41,6 +46,9 @@ def run_job(
     """Run until every query ends (`available_now`), a stop is requested, or a query fails (StreamFailed)."""
     handle = handle or JobHandle(threading.Event())
     metrics = metrics or StreamMetrics()
+    orphaned = orphaned_sink_logs(settings)
+    if orphaned:
+        raise CheckpointError(orphaned_sink_logs_message(settings, orphaned))
     create_topics(settings.kafka)
     server = None
     if settings.stream.metrics_port is not None:
