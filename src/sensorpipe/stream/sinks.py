@@ -47,34 +47,44 @@ def as_writer_rows(rows: Iterable[Any], columns: Sequence[str], time_column: str
         yield tuple(values[name] for name in columns)
 
 
-def readings_writer(settings: PostgresSettings) -> PartitionWriter:
-    """`foreachPartition` function storing valid readings (idempotent on `(sensor_id, time)`)."""
+def _partition_writer(
+    settings: PostgresSettings,
+    purpose: str,
+    rows_of: Callable[[Iterable[Any]], Iterator[tuple[Any, ...]]],
+    store: Callable[[DatabaseWriter, list[tuple[Any, ...]]], object],
+) -> PartitionWriter:
+    """A `foreachPartition` function: one writer (one connection) per partition, COPY in chunks."""
 
     def write(rows: Iterable[Any]) -> None:
-        with DatabaseWriter(settings, application_name="sensorpipe-stream-readings") as writer:
-            for chunk in chunks(as_writer_rows(rows, READING_COLUMNS, "time"), CHUNK_ROWS):
-                writer.write_readings(chunk)
+        with DatabaseWriter(settings, application_name=f"sensorpipe-stream-{purpose}") as writer:
+            for chunk in chunks(rows_of(rows), CHUNK_ROWS):
+                store(writer, chunk)
 
     return write
+
+
+def readings_writer(settings: PostgresSettings) -> PartitionWriter:
+    """Stores valid readings (idempotent on `(sensor_id, time)`)."""
+    return _partition_writer(
+        settings, "readings", lambda rows: as_writer_rows(rows, READING_COLUMNS, "time"), DatabaseWriter.write_readings
+    )
 
 
 def aggregates_writer(settings: PostgresSettings) -> PartitionWriter:
-    """`foreachPartition` function upserting one-minute aggregates (a window emitted again replaces itself)."""
-
-    def write(rows: Iterable[Any]) -> None:
-        with DatabaseWriter(settings, application_name="sensorpipe-stream-aggregates") as writer:
-            for chunk in chunks(as_writer_rows(rows, AGGREGATE_COLUMNS, "bucket"), CHUNK_ROWS):
-                writer.write_aggregates(chunk)
-
-    return write
+    """Upserts one-minute aggregates (a window emitted again replaces itself)."""
+    return _partition_writer(
+        settings,
+        "aggregates",
+        lambda rows: as_writer_rows(rows, AGGREGATE_COLUMNS, "bucket"),
+        DatabaseWriter.write_aggregates,
+    )
 
 
 def rejects_writer(settings: PostgresSettings) -> PartitionWriter:
-    """`foreachPartition` function storing rejects (idempotent on their Kafka coordinates and element)."""
-
-    def write(rows: Iterable[Any]) -> None:
-        with DatabaseWriter(settings, application_name="sensorpipe-stream-rejects") as writer:
-            for chunk in chunks((tuple(row[name] for name in REJECT_COLUMNS) for row in rows), CHUNK_ROWS):
-                writer.write_rejects(chunk)
-
-    return write
+    """Stores rejects (idempotent on their Kafka coordinates and element)."""
+    return _partition_writer(
+        settings,
+        "rejects",
+        lambda rows: (tuple(row[name] for name in REJECT_COLUMNS) for row in rows),
+        DatabaseWriter.write_rejects,
+    )
