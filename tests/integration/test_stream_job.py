@@ -169,9 +169,12 @@ def test_every_encoding_lands_once_in_database_and_lake_and_invalid_ones_are_rej
         ("undecodable", 0),
         ("wrong_type", 0),
     ]
-    dead_letters = [json.loads(r.value) for r in read_topic(migrated, f"{lane.topic}-dlq", len(reasons))]
+    records = read_topic(migrated, f"{lane.topic}-dlq", len(reasons))
+    dead_letters = [json.loads(r.value) for r in records]
     assert sorted(d["reason"] for d in dead_letters) == sorted(r[0] for r in reasons)
     assert {d["kafka_topic"] for d in dead_letters} == {lane.topic}
+    keys = {f"{d['kafka_topic']}:{d['kafka_partition']}:{d['kafka_offset']}:{d['element']}" for d in dead_letters}
+    assert {r.key.decode() for r in records if r.key} == keys
 
     run_stream(stack_config, lane)  # a restart finds its checkpoints: nothing is stored twice
     assert len(stored_keys(migrated, lane.tag)) == len(expected)

@@ -133,7 +133,8 @@ def _database_batch(settings: Settings, metrics: StreamMetrics) -> Callable[[Dat
             rejects.foreachPartition(write_rejects)
             (
                 rejects.select(
-                    F.col("kafka_partition").cast("string").alias("key"),
+                    # The reject's identity: a replayed batch republishes under the same key (compaction drops it).
+                    F.concat_ws(":", "kafka_topic", "kafka_partition", "kafka_offset", "element").alias("key"),
                     F.to_json(
                         F.struct(
                             "reason",
