@@ -16,7 +16,7 @@ import pytest
 from sensorpipe.config import Settings, load_settings
 from sensorpipe.stack import Stack
 from tests.ingest_support import BridgeProcess, Lane
-from tests.support import fresh_home, write_config
+from tests.support import PrivateBroker, fresh_home, write_config
 
 
 @pytest.fixture(scope="session")
@@ -62,3 +62,15 @@ def start_bridge(stack_config: Path) -> Iterator[Callable[..., BridgeProcess]]:
     for bridge in started:
         if bridge.process.poll() is None:
             bridge.kill()
+
+
+@pytest.fixture
+def private_broker() -> Iterator[PrivateBroker]:
+    """A Mosquitto of the test's own (not started yet), stopped and deleted afterwards."""
+    home = fresh_home("sensorpipe-broker-")
+    broker = PrivateBroker(home)
+    try:
+        yield broker
+    finally:
+        broker.stop()
+        shutil.rmtree(home, ignore_errors=True)

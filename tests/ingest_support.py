@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,12 +21,7 @@ from sensorpipe.config import Settings
 from sensorpipe.ingest.kafka_client import client_config
 from sensorpipe.stack import Stack
 from sensorpipe.stack.process import stop
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support import free_port
 
 
 @dataclass(frozen=True)

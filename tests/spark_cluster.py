@@ -23,7 +23,7 @@ from typing import Any
 
 import pyspark
 
-from tests.ingest_support import free_port
+from tests.support import free_port
 
 HOST = "127.0.0.1"
 SPARK_CLASS = Path(pyspark.__file__).parent / "bin" / "spark-class"

@@ -7,7 +7,13 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+
+from sensorpipe.config import load_settings
+from sensorpipe.stack.mosquitto import Mosquitto
+from sensorpipe.stack.process import spawn, stop
+from sensorpipe.stack.service import NotReady
 
 # SENSORPIPE_TEST_PORT_OFFSET moves every test port, so two test sessions can run side by side.
 PORT_OFFSET = int(os.environ.get("SENSORPIPE_TEST_PORT_OFFSET", "0"))
@@ -95,3 +101,37 @@ def listening_addresses(pids: set[int]) -> list[tuple[int, str, int]]:
                 address = socket.inet_ntop(socket.AF_INET6, words)
             found.append((inodes[fields[9]], address, int(port_hex, 16)))
     return found
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (once the probe socket is closed)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class PrivateBroker:
+    """A Mosquitto of a test's own on a free port, to stop and start at will (the session's is shared)."""
+
+    def __init__(self, home: Path) -> None:
+        ports = {**ports_from(0), "mqtt": free_port()}
+        self.config = write_config(home, ports)
+        self.settings = load_settings(config_file=self.config)
+        self.port = self.settings.mqtt.port
+        self.service = Mosquitto(self.settings)
+        self.service.prepare()
+
+    def start(self) -> None:
+        spawn(self.service.command(), log_file=self.service.log_file, pid_file=self.service.pid_file)
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                self.service.probe()
+                return
+            except NotReady:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        stop(self.service.pid_file)

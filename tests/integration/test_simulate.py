@@ -7,7 +7,6 @@ broker that is not there yet, and the one that restarts mid-run.
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,19 +14,15 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sensorpipe.config import MqttSettings, Settings, load_settings
+from sensorpipe.config import MqttSettings, Settings
 from sensorpipe.ingest.mqtt_client import connect, make_client
 from sensorpipe.ingest.readings import LEGACY_TOPIC
-from sensorpipe.stack.mosquitto import Mosquitto
-from sensorpipe.stack.process import spawn, stop
-from sensorpipe.stack.service import NotReady
-from tests.support import fresh_home, ports_from, sensorpipe, write_config
+from tests.support import PrivateBroker, ports_from, sensorpipe, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -73,42 +68,6 @@ class Collector:
             decoded = json.loads(payload)
             found.extend(decoded if isinstance(decoded, list) else [decoded])
         return found
-
-
-class PrivateBroker:
-    """A Mosquitto of our own on a free port, to stop and start at will."""
-
-    def __init__(self, home: Path, base: int) -> None:
-        self.config = write_config(home, ports_from(base))
-        self.settings = load_settings(config_file=self.config)
-        self.service = Mosquitto(self.settings)
-        self.service.prepare()
-
-    def start(self) -> None:
-        spawn(self.service.command(), log_file=self.service.log_file, pid_file=self.service.pid_file)
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                self.service.probe()
-                return
-            except NotReady:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-
-    def stop(self) -> None:
-        stop(self.service.pid_file)
-
-
-@pytest.fixture
-def private_broker() -> Iterator[PrivateBroker]:
-    home = fresh_home("sensorpipe-sim-broker-")
-    broker = PrivateBroker(home, 24000)
-    try:
-        yield broker
-    finally:
-        broker.stop()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def _simulate(config: Path, *args: str) -> subprocess.Popen[str]:

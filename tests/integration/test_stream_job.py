@@ -26,8 +26,8 @@ from sensorpipe.ingest.topics import create_topics
 from sensorpipe.storage.lake import RAW, read_dataset
 from sensorpipe.storage.migrate import migrate
 from sensorpipe.storage.s3 import ensure_bucket
-from tests.ingest_support import free_port, read_topic
-from tests.support import sensorpipe
+from tests.ingest_support import read_topic
+from tests.support import free_port, sensorpipe
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
 

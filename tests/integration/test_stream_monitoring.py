@@ -19,7 +19,7 @@ import pytest
 
 from sensorpipe.ops.metrics_server import serve_metrics
 from sensorpipe.stream.monitoring import ProgressListener, StreamMetrics
-from tests.ingest_support import free_port
+from tests.support import free_port
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

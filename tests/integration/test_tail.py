@@ -7,12 +7,9 @@ subscribed, never for a fixed time.
 from __future__ import annotations
 
 import base64
-import getpass
 import json
 import os
 import select
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -27,8 +24,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from sensorpipe.config import MqttSettings, Settings
 from sensorpipe.ingest.kafka_client import client_config
-from sensorpipe.ingest.mqtt_client import MqttError, connect, make_client
-from tests.support import sensorpipe
+from sensorpipe.ingest.mqtt_client import connect, make_client
+from tests.support import PrivateBroker, sensorpipe
 
 pytestmark = pytest.mark.integration
 
@@ -227,50 +224,22 @@ def test_unknown_kafka_topic_names_it_and_the_fix(stack_config: Path) -> None:
     assert "create it with `sensorpipe topics create`" in configured.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _mosquitto(conf: Path) -> subprocess.Popen[bytes]:
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    return subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def test_tail_mqtt_reconnects_when_the_broker_comes_back(stack_config: Path, tmp_path: Path, tails: list[Tail]) -> None:
+def test_tail_mqtt_reconnects_when_the_broker_comes_back(
+    stack_config: Path, private_broker: PrivateBroker, tails: list[Tail]
+) -> None:
     """A broker of its own (the session's is shared), stopped and started again under the tail."""
-    port = _free_port()
-    conf = tmp_path / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\nuser {getpass.getuser()}\n")
-    broker = _mosquitto(conf)
-    try:
-        settings = MqttSettings(port=port)
-        probe = make_client(settings, "tail-test-probe")
-        deadline = time.monotonic() + DEADLINE_S
-        while True:  # wait until this broker accepts connections
-            try:
-                connect(probe, "127.0.0.1", port)
-                probe.disconnect()
-                break
-            except MqttError:
-                if time.monotonic() > deadline or broker.poll() is not None:
-                    raise
-                time.sleep(0.05)
-        tail = Tail(stack_config, "--set", f"mqtt.port={port}", "tail", "mqtt", "-t", "t/#", "--count", "1", "--json")
-        tails.append(tail)
-        tail.wait_for(b"subscribed to")
-        broker.terminate()
-        broker.wait(timeout=30)
-        tail.wait_for(b"lost the MQTT broker")
-        broker = _mosquitto(conf)
-        tail.wait_for(b"reconnected to")
-        publish(settings, [("t/after", b"back", 1, False)])
-        records, _ = tail.finish()
-    finally:
-        broker.terminate()
-        broker.wait(timeout=30)
+    private_broker.start()
+    port = private_broker.port
+    settings = MqttSettings(port=port)
+    tail = Tail(stack_config, "--set", f"mqtt.port={port}", "tail", "mqtt", "-t", "t/#", "--count", "1", "--json")
+    tails.append(tail)
+    tail.wait_for(b"subscribed to")
+    private_broker.stop()
+    tail.wait_for(b"lost the MQTT broker")
+    private_broker.start()
+    tail.wait_for(b"reconnected to")
+    publish(settings, [("t/after", b"back", 1, False)])
+    records, _ = tail.finish()
     assert [(r["topic"], r["payload"]) for r in records] == [("t/after", "back")]
 
 

@@ -38,13 +38,11 @@ def db_stats(settings: Settings) -> DbStats:
     pg = settings.postgres
     try:
         with psycopg.connect(pg.dsn(role="reader"), connect_timeout=5, autocommit=True) as conn:
-            timescale = _is_hypertable(conn, "sensor_data")
-            row = conn.execute(
-                "select count(*), min(time), max(time), count(distinct sensor_id) from sensor_data"
-            ).fetchone()
+            hypertables = _hypertables(conn)
+            row = conn.execute("select min(time), max(time), count(distinct sensor_id) from sensor_data").fetchone()
             assert row is not None
             counts = {table: _count(conn, table) for table in TABLES}
-            sizes = [_size(conn, table, counts[table]) for table in TABLES]
+            sizes = [_size(conn, table, counts[table], table in hypertables) for table in TABLES]
     except psycopg.OperationalError as e:
         raise StorageError(connection_error(pg, "reader", e)) from e
     except psycopg.errors.UndefinedTable as e:
@@ -52,13 +50,13 @@ def db_stats(settings: Settings) -> DbStats:
             f"{e.diag.message_primary} in {pg.database} at {pg.host}:{pg.port}: run `sensorpipe db migrate`"
         ) from e
     return DbStats(
-        readings=row[0],
-        first_reading=row[1],
-        last_reading=row[2],
-        sensors=row[3],
+        readings=counts["sensor_data"],
+        first_reading=row[0],
+        last_reading=row[1],
+        sensors=row[2],
         rejects=counts["sensor_rejects"],
         aggregates=counts["sensor_data_1m"],
-        timescale=timescale,
+        timescale="sensor_data" in hypertables,
         tables=sizes,
     )
 
@@ -68,18 +66,16 @@ def _count(conn: psycopg.Connection, table: str) -> int:
     return int(row[0]) if row else 0
 
 
-def _is_hypertable(conn: psycopg.Connection, table: str) -> bool:
+def _hypertables(conn: psycopg.Connection) -> set[str]:
+    """Names of the hypertables; none without the TimescaleDB extension."""
     if conn.execute("select 1 from pg_extension where extname = 'timescaledb'").fetchone() is None:
-        return False
-    found = conn.execute(
-        "select 1 from timescaledb_information.hypertables where hypertable_name = %s", (table,)
-    ).fetchone()
-    return found is not None
+        return set()
+    return {str(r[0]) for r in conn.execute("select hypertable_name from timescaledb_information.hypertables")}
 
 
-def _size(conn: psycopg.Connection, table: str, rows: int) -> TableSize:
+def _size(conn: psycopg.Connection, table: str, rows: int, hypertable: bool) -> TableSize:
     """Sizes of a table with its indexes; a hypertable's live in its chunks, so TimescaleDB adds them up."""
-    if _is_hypertable(conn, table):
+    if hypertable:
         query = (
             "select table_bytes + coalesce(toast_bytes, 0), index_bytes, total_bytes"
             " from hypertable_detailed_size(%(t)s::regclass)"
