@@ -1,12 +1,13 @@
 """The Spark stream job (Kafka → PostgreSQL + lake) measured: throughput, batch durations, latency, UDF cost.
 
 1. Sustained throughput: N readings pre-loaded into a fresh topic as gateway batches (JSON arrays of
-   `--batch` ~100-byte readings), then `sensorpipe stream --available-now` at a 1 s trigger with
-   `--per-trigger` readings per micro-batch at most. Readings stored in `sensor_data` per second between
-   10 % and 90 % of N (Spark's start-up is outside), sampled from the job's metrics endpoint
-   (`sensorpipe_stream_sink_rows_total{query="database"}`); micro-batch duration p50/p99 of the
-   `database` and `lake` queries from their progress lines (trigger start to commit, the first batch of
-   each query left out as start-up); the database and the lake must hold N rows at the end.
+   `--batch` ~100-byte readings), then `sensorpipe stream` (all its queries, as in production) at a 1 s
+   trigger with `--per-trigger` readings per micro-batch at most, stopped once every reading is stored.
+   Readings stored in `sensor_data` per second between 10 % and 90 % of N (Spark's start-up is outside),
+   sampled from the job's metrics endpoint (`sensorpipe_stream_sink_rows_total{sink="database"}`; the
+   `readings` query writes the lake in the same micro-batch, right after the database); micro-batch
+   duration p50/p99 of the `readings` and `aggregates` queries from their progress lines (trigger start to
+   commit, the first batch of each left out as start-up); the database and the lake must hold N rows.
 2. The same job with decoding done by a plain Python UDF (`@udf` over the Kafka value, pickled rows)
    instead of the job's native Column expressions: the job and its sinks are the real ones, only its
    `decode` is swapped in a bench-only process (the product's decode.py is not touched).
@@ -306,11 +307,9 @@ def preload(lane: Lane, readings: int, batch: int) -> None:
         raise SystemExit(f"pre-loading Kafka failed: {failures[:3]}")
 
 
-def start_job(config: Path, lane: Lane, per_trigger: int, *, udf: bool, available_now: bool) -> tuple[Any, Path]:
+def start_job(config: Path, lane: Lane, per_trigger: int, *, udf: bool) -> tuple[Any, Path]:
     log = LOGS / f"{lane.tag}.log"
     cli = ["--config", str(config), *lane.flags(per_trigger), "stream", "--json"]
-    if available_now:
-        cli.append("--available-now")
     command = [sys.executable, __file__, "--udf-job", *cli] if udf else [sys.executable, "-m", "sensorpipe", *cli]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log.open("w"), text=True, start_new_session=True)
     _started.append(process)
@@ -332,8 +331,8 @@ def scrape() -> dict[str, float]:
     return out
 
 
-def stored_metric(metrics: dict[str, float]) -> float | None:
-    return metrics.get('sensorpipe_stream_sink_rows_total{query="database"}')
+def stored_metric(metrics: dict[str, float], sink: str = "database") -> float | None:
+    return metrics.get(f'sensorpipe_stream_sink_rows_total{{sink="{sink}"}}')
 
 
 def quantile(values: list[float], q: float) -> float | None:
@@ -371,20 +370,24 @@ def throughput(
     preload(lane, readings, batch)
     readings = readings // batch * batch
     per_trigger_records = max(1, per_trigger // batch)
-    err.print(f"running the job ({'Python UDF' if udf else 'native'} decode) --available-now …")
+    err.print(f"running the job ({'Python UDF' if udf else 'native'} decode) …")
     began = time.monotonic()
-    process, log = start_job(config, lane, per_trigger_records, udf=udf, available_now=True)
+    process, log = start_job(config, lane, per_trigger_records, udf=udf)
     samples: list[tuple[float, float]] = []
     first_row = None
     while process.poll() is None and time.monotonic() - began < 1800:
-        stored = stored_metric(scrape())
+        metrics = scrape()
+        stored = stored_metric(metrics)
         now = time.monotonic()
         if stored is not None:
             samples.append((now, stored))
             if first_row is None and stored > 0:
                 first_row = now - began
+            if stored >= readings and (stored_metric(metrics, "lake") or 0) >= readings:
+                break
         time.sleep(0.2)
-    out, _ = process.communicate(timeout=60)
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=120)
     if process.returncode != 0:
         raise SystemExit(f"the job failed ({process.returncode}); its log: {log}\n{log.read_text()[-3000:]}")
     totals = json.loads(out)
@@ -408,7 +411,7 @@ def throughput(
         "in_lake": lake_rows(lane, readings),
         "rejected": sum(totals["rejects"].values()),
     }
-    for query in ("database", "lake"):
+    for query in ("readings", "aggregates"):
         seconds = [d for _, d in durations.get(query, [])]
         result[f"{query}_batches"] = len(seconds)
         result[f"{query}_batch_p50_s"] = quantile(seconds, 0.5)
@@ -512,7 +515,7 @@ def latency(  # noqa: PLR0915
             producer.poll(0)
 
     err.print("starting the job continuously for the latency run …")
-    process, log = start_job(config, lane, max(1, per_trigger // batch), udf=False, available_now=False)
+    process, log = start_job(config, lane, max(1, per_trigger // batch), udf=False)
     poller = threading.Thread(target=tracker.poll, daemon=True)
     poller.start()
     try:
@@ -552,7 +555,7 @@ def latency(  # noqa: PLR0915
             (lane.tag + "-%", datetime.fromtimestamp(time.time() - duration_s - 120, UTC)),
         ).fetchone()
     values = tracker.latencies()
-    db_batches = [d for _, d in durations.get("database", [])]
+    db_batches = [d for _, d in durations.get("readings", [])]
     return {
         "target_readings_per_s": rate,
         "achieved_readings_per_s": achieved,
@@ -565,8 +568,8 @@ def latency(  # noqa: PLR0915
         "latency_max_s": max(values) if values else None,
         "ingested_at_p50_s": cross[0][0] if cross and cross[0] else None,
         "ingested_at_p99_s": cross[0][1] if cross and cross[0] else None,
-        "database_batch_p50_s": quantile(db_batches, 0.5),
-        "database_batch_p99_s": quantile(db_batches, 0.99),
+        "readings_batch_p50_s": quantile(db_batches, 0.5),
+        "readings_batch_p99_s": quantile(db_batches, 0.99),
         "produce_failures": len(tracker.failures),
     }
 
@@ -629,9 +632,9 @@ def _f(value: float | None, fmt: str = ",.0f", unit: str = "") -> str:
 
 def print_report(report: dict[str, Any]) -> None:
     console = Console(width=170)
-    table = Table(title=f"stream job, --available-now on a pre-loaded topic (gateway batches of {report['batch']})")
-    columns = ("decode", "readings", "per trigger", "readings/s (10-90 %)", "first row after", "database batch p50")
-    for column in (*columns, "p99", "lake batch p50", "p99", "in database", "in lake", "rejected"):
+    table = Table(title=f"stream job on a pre-loaded topic (gateway batches of {report['batch']})")
+    columns = ("decode", "readings", "per trigger", "readings/s (10-90 %)", "first row after", "readings batch p50")
+    for column in (*columns, "p99", "aggregates batch p50", "p99", "in database", "in lake", "rejected"):
         table.add_column(column, justify="right")
     for run in report["runs"]:
         table.add_row(
@@ -640,10 +643,10 @@ def print_report(report: dict[str, Any]) -> None:
             f"{run['per_trigger_readings']:,}",
             _f(run["readings_per_s"]),
             _f(run["first_row_after_s"], ".1f", " s"),
-            _f(run["database_batch_p50_s"], ".2f", " s"),
-            _f(run["database_batch_p99_s"], ".2f", " s"),
-            _f(run["lake_batch_p50_s"], ".2f", " s"),
-            _f(run["lake_batch_p99_s"], ".2f", " s"),
+            _f(run["readings_batch_p50_s"], ".2f", " s"),
+            _f(run["readings_batch_p99_s"], ".2f", " s"),
+            _f(run["aggregates_batch_p50_s"], ".2f", " s"),
+            _f(run["aggregates_batch_p99_s"], ".2f", " s"),
             f"{run['in_database']:,}",
             f"{run['in_lake']:,}",
             f"{run['rejected']:,}",

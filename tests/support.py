@@ -63,11 +63,14 @@ def fresh_home(prefix: str) -> Path:
     return home
 
 
-def sensorpipe(*args: str, config: Path | None = None, timeout_s: float = 180) -> subprocess.CompletedProcess[str]:
-    """Run the CLI as a user would (`python -m sensorpipe ...`), capturing its output."""
+def sensorpipe(
+    *args: str, config: Path | None = None, timeout_s: float = 180, answer: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the CLI as a user would (`python -m sensorpipe ...`), capturing its output; `answer` goes to its stdin."""
     prefix = ["--config", str(config)] if config else []
     return subprocess.run(
         [sys.executable, "-m", "sensorpipe", *prefix, *args],
+        input=answer,
         capture_output=True,
         text=True,
         timeout=timeout_s,

@@ -38,13 +38,13 @@ def test_reset_deletes_the_queries_checkpoints_and_nothing_else(
         update={"stream": stack_settings.stream.model_copy(update={"checkpoint_base": base})}
     )
     assert not any(c.exists for c in checkpoints(settings))
-    _write(settings, checkpoint_uri(settings, "lake"), "offsets-0")
-    _write(settings, checkpoint_uri(settings, "database"), "commits-0")
+    _write(settings, checkpoint_uri(settings, "readings"), "offsets-0")
+    _write(settings, checkpoint_uri(settings, "aggregates"), "commits-0")
     _write(settings, f"{base}/not-a-query", "keep-me")
 
-    assert {c.query for c in checkpoints(settings) if c.exists} == {"lake", "database"}
+    assert {c.query for c in checkpoints(settings) if c.exists} == {"readings", "aggregates"}
     deleted = reset_checkpoints(settings)
-    assert sorted(deleted) == sorted([checkpoint_uri(settings, "lake"), checkpoint_uri(settings, "database")])
+    assert sorted(deleted) == sorted([checkpoint_uri(settings, "readings"), checkpoint_uri(settings, "aggregates")])
     assert not any(c.exists for c in checkpoints(settings))
 
     filesystem, path = checkpoint_filesystem(settings, f"{base}/not-a-query")
@@ -57,13 +57,13 @@ def test_a_lake_sink_log_without_its_checkpoint_is_caught_and_reset_removes_it(
 ) -> None:
     settings = load_settings({"lake": {"backend": "local", "local_dir": tmp_path / "lake"}})
     assert orphaned_sink_logs(settings) == []
-    log = sink_log_uri(settings, "lake")
+    log = sink_log_uri(settings, "readings")
     _write(settings, log, "0")  # an earlier run's file sink log; its checkpoint is gone
     assert orphaned_sink_logs(settings) == [log]
     message = orphaned_sink_logs_message(settings, [log])
     assert "first batches skipped in the lake" in message and "`sensorpipe stream --reset`" in message
 
-    _write(settings, f"{checkpoint_uri(settings, 'lake')}/commits", "0")  # with its checkpoint it is fine
+    _write(settings, f"{checkpoint_uri(settings, 'readings')}/commits", "0")  # with its checkpoint it is fine
     assert orphaned_sink_logs(settings) == []
-    assert sorted(reset_checkpoints(settings)) == sorted([checkpoint_uri(settings, "lake"), log])
+    assert sorted(reset_checkpoints(settings)) == sorted([checkpoint_uri(settings, "readings"), log])
     assert orphaned_sink_logs(settings) == [] and not any(c.exists for c in checkpoints(settings))

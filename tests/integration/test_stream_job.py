@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ from sensorpipe.ingest.topics import create_topics
 from sensorpipe.storage.lake import RAW, read_dataset
 from sensorpipe.storage.migrate import migrate
 from sensorpipe.storage.s3 import ensure_bucket
+from sensorpipe.stream.checkpoints import checkpoint_filesystem, checkpoint_uri, checkpoints
 from tests.ingest_support import read_topic
 from tests.support import free_port, sensorpipe
 
@@ -73,14 +75,23 @@ def lane(migrated: Settings) -> Iterator[Lane]:
     yield Lane(migrated)
 
 
-def produce(settings: Settings, topic: str, values: list[bytes]) -> None:
-    """Every value into `topic`, each confirmed by Kafka (a failed delivery fails the test)."""
+Headers = list[tuple[str, bytes]]
+
+
+def produce(settings: Settings, topic: str, values: list[bytes], headers: list[Headers] | None = None) -> None:
+    """Every value (with its headers, when given) into `topic`, each confirmed by Kafka."""
     create_topics(settings.kafka.model_copy(update={"topic": topic, "dlq_topic": f"{topic}-dlq"}))
     failures: list[str] = []
     producer = Producer(client_config(settings.kafka, **{"enable.idempotence": True}))
-    for value in values:
-        producer.produce(topic, value, on_delivery=lambda error, _m: failures.append(str(error)) if error else None)
-    assert producer.flush(30) == 0
+    for index, value in enumerate(values):
+        producer.produce(
+            topic,
+            value,
+            headers=headers[index] if headers else None,
+            on_delivery=lambda error, _m: failures.append(str(error)) if error else None,
+        )
+        producer.poll(0)
+    assert producer.flush(60) == 0
     assert not failures, failures[:3]
 
 
@@ -118,60 +129,93 @@ def stored_keys(settings: Settings, tag: str) -> list[tuple[str, datetime]]:
     return [(r[0], r[1]) for r in rows]
 
 
+def invalid_records(tag: str, n: int) -> list[tuple[bytes, str]]:
+    """`n` invalid records of eight kinds, each (payload, the reason the job must give)."""
+    kinds = [
+        lambda i: (b"", "empty"),
+        lambda i: (b'{"truncated": %d' % i, "not_json"),
+        lambda i: (f"plain words {i}".encode(), "undecodable"),
+        lambda i: (json.dumps({**reading(f"{tag}-bad", i), "humidity": "wet"}).encode(), "wrong_type"),
+        lambda i: (json.dumps({**reading(f"{tag}-bad", i), "temperature": 999}).encode(), "out_of_range"),
+        lambda i: (json.dumps({"sensor_id": f"{tag}-bad", "seq": i}).encode(), "missing_values"),
+        lambda i: (json.dumps({**reading(f"{tag}-bad", i), "timestamp": f"day {i}"}).encode(), "bad_timestamp"),
+        lambda i: (str(i).encode(), "not_an_object"),
+    ]
+    return [kinds[i % len(kinds)](i) for i in range(n)]
+
+
 def test_every_encoding_lands_once_in_database_and_lake_and_invalid_ones_are_rejected(
     stack_config: Path, migrated: Settings, lane: Lane
 ) -> None:
-    per_encoding = 500
+    per_encoding, invalid_count = 5_000, 500
     values: list[bytes] = []
+    headers: list[Headers] = []
     expected: set[tuple[str, datetime]] = set()
     for label in ("raw_json", "base64_json", "quoted_base64", "envelope_base64"):
         sensor = lane.sensor(label)
         for index in range(per_encoding):
             values.append(encodings(reading(sensor, index))[label])
+            headers.append([("mqtt_topic", f"sensors/{sensor}/data".encode())])
             expected.add((sensor, T0 + timedelta(seconds=index)))
+    # A gateway batch with one bad element: the good one lands, the bad one is rejected on its own.
     gateway = [reading(lane.sensor("gw-a"), 1), {**reading(lane.sensor("gw-b"), 1), "temperature": 999}]
     values.append(json.dumps(gateway).encode())
+    headers.append([("mqtt_topic", f"sensors/{lane.tag}-gw/data".encode())])
     expected.add((lane.sensor("gw-a"), T0 + timedelta(seconds=1)))
-    invalid = [
-        b"plain words",
-        b"",
-        b'{"truncated": ',
-        json.dumps({**reading(lane.sensor("bad"), 1), "humidity": "wet"}).encode(),
-    ]
-    values += invalid
-    produce(migrated, lane.topic, values)
+    # Legacy payloads (topic sensors/data, no sensor_id) land under the default id, at times of this test's own.
+    legacy_base = T0 + timedelta(days=1 + int(lane.tag, 16) % 100_000)
+    legacy = [legacy_base + timedelta(seconds=i) for i in range(20)]
+    for moment in legacy:
+        values.append(json.dumps({"timestamp": moment.timestamp(), "temperature": 18.0}).encode())
+        headers.append([("mqtt_topic", b"sensors/data")])
+    invalid = invalid_records(lane.tag, invalid_count)
+    values += [payload for payload, _ in invalid]
+    headers += [[("mqtt_topic", f"sensors/{lane.tag}-bad/data".encode())] for _ in invalid]
+    with psycopg.connect(migrated.postgres.dsn(), autocommit=True) as conn:
+        conn.execute(
+            "insert into sensor_metadata (sensor_id, name, location, kind) values (%s, 'door', 'hall 1', 'thermo')",
+            (lane.sensor("raw_json"),),
+        )
+    produce(migrated, lane.topic, values, headers)
 
     totals = run_stream(stack_config, lane)
 
     assert set(stored_keys(migrated, lane.tag)) == expected
-    assert totals["encodings"] == {
-        "raw_json": per_encoding + 3,  # with the gateway batch, the truncated and the wrong-typed reading
-        "base64_json": per_encoding + 1,  # "plain words" looks like base64, and does not decode to JSON
-        "quoted_base64": per_encoding,
-        "envelope_base64_json": per_encoding,
-        "unknown": 1,  # the empty payload
-    }
-    assert totals["rejects"] == {"out_of_range": 1, "empty": 1, "undecodable": 1, "not_json": 1, "wrong_type": 1}
-    assert totals["sink_rows"] == {"database": len(expected)}
     assert len(stored_keys(migrated, lane.tag)) == len(expected)
-    lake = read_dataset(lane.settings, RAW, columns=["sensor_id", "time"]).to_pylist()
-    in_lake = [(r["sensor_id"], r["time"]) for r in lake if r["sensor_id"].startswith(lane.tag)]
-    assert sorted(in_lake) == sorted(expected)
+    default_id = migrated.readings.default_sensor_id
     with psycopg.connect(migrated.postgres.dsn(), autocommit=True) as conn:
-        reasons = conn.execute(
-            "select reason, element from sensor_rejects where kafka_topic = %s order by kafka_offset, element",
-            (lane.topic,),
+        legacy_rows = conn.execute(
+            "select time from sensor_data where sensor_id = %s and time = any(%s) order by time", (default_id, legacy)
         ).fetchall()
-    assert sorted(reasons) == [
-        ("empty", 0),
-        ("not_json", 0),
-        ("out_of_range", 1),
-        ("undecodable", 0),
-        ("wrong_type", 0),
-    ]
-    records = read_topic(migrated, f"{lane.topic}-dlq", len(reasons))
+        rejects = conn.execute(
+            "select payload, reason, element from sensor_rejects where kafka_topic = %s", (lane.topic,)
+        ).fetchall()
+    assert [r[0] for r in legacy_rows] == legacy
+    by_element = {e: [(bytes(p), r) for p, r, el in rejects if el == e] for e in (0, 1)}
+    assert Counter(by_element[0]) == Counter(invalid)
+    ((element_payload, element_reason),) = by_element[1]  # the gateway batch's bad element, and only it
+    assert (json.loads(element_payload), element_reason) == (gateway[1], "out_of_range")
+
+    encoded = {"raw_json": per_encoding + 1 + len(legacy), "base64_json": per_encoding}
+    encoded |= {"quoted_base64": per_encoding, "envelope_base64_json": per_encoding}
+    for _, reason in invalid:
+        encoding = "unknown" if reason == "empty" else "base64_json" if reason == "undecodable" else "raw_json"
+        encoded[encoding] = encoded.get(encoding, 0) + 1
+    assert totals["encodings"] == encoded
+    assert totals["rejects"] == dict(Counter(reason for _, reason, _ in rejects))
+    assert totals["sink_rows"] == {"database": len(expected) + len(legacy), "lake": len(expected) + len(legacy)}
+
+    lake = read_dataset(lane.settings, RAW, columns=["sensor_id", "time", "location", "kind"]).to_pylist()
+    ours = [r for r in lake if r["sensor_id"].startswith(lane.tag)]
+    assert sorted((r["sensor_id"], r["time"]) for r in ours) == sorted(expected)
+    enriched = {(r["location"], r["kind"]) for r in ours if r["sensor_id"] == lane.sensor("raw_json")}
+    assert enriched == {("hall 1", "thermo")}
+    assert {(r["location"], r["kind"]) for r in ours if r["sensor_id"] != lane.sensor("raw_json")} == {(None, None)}
+    assert sorted(r["time"] for r in lake if r["sensor_id"] == default_id and r["time"] in set(legacy)) == legacy
+
+    records = read_topic(migrated, f"{lane.topic}-dlq", len(rejects))
     dead_letters = [json.loads(r.value) for r in records]
-    assert sorted(d["reason"] for d in dead_letters) == sorted(r[0] for r in reasons)
+    assert Counter(d["reason"] for d in dead_letters) == Counter(r[1] for r in rejects)
     assert {d["kafka_topic"] for d in dead_letters} == {lane.topic}
     keys = {f"{d['kafka_topic']}:{d['kafka_partition']}:{d['kafka_offset']}:{d['element']}" for d in dead_letters}
     assert {r.key.decode() for r in records if r.key} == keys
@@ -268,3 +312,57 @@ def test_late_readings_update_their_minute_within_the_watermark_and_are_dropped_
     assert minutes == [(T0, 3), (T0 + timedelta(minutes=4), 2)]
     assert readings == (6,), "every reading is stored; only the aggregates skip the one beyond the watermark"
     assert totals["dropped_late"].get("aggregates", 0) >= 1
+
+
+def test_reset_asks_first_then_deletes_the_checkpoints_and_the_rerun_stores_nothing_twice(
+    stack_config: Path, migrated: Settings, lane: Lane
+) -> None:
+    sensor = lane.sensor("reset")
+    produce(migrated, lane.topic, [json.dumps(reading(sensor, i)).encode() for i in range(50)])
+    run_stream(stack_config, lane)
+    expected = {(sensor, T0 + timedelta(seconds=i)) for i in range(50)}
+    assert set(stored_keys(migrated, lane.tag)) == expected
+
+    refused = sensorpipe(*lane.flags(), "stream", "--reset", "--available-now", config=stack_config, answer="n\n")
+    assert refused.returncode == 1
+    assert "delete 3 checkpoint(s)" in refused.stdout and "nothing deleted" in refused.stdout + refused.stderr
+    assert all(c.exists for c in checkpoints(lane.settings)), "a refused reset deletes nothing"
+
+    reset = sensorpipe(
+        *lane.flags(), "stream", "--reset", "--yes", "--available-now", config=stack_config, timeout_s=600
+    )
+    assert reset.returncode == 0, reset.stdout + reset.stderr[-3000:]
+    for checkpoint in checkpoints(lane.settings):
+        assert f"deleted {checkpoint.uri}" in reset.stdout
+    assert reset.stderr.count("(stream --reset)") >= len(checkpoints(lane.settings)), "each deletion is logged"
+    # Read again from the earliest offset: the database keeps one row per reading, the new lake log lists each once.
+    assert sorted(stored_keys(migrated, lane.tag)) == sorted(expected)
+    lake = read_dataset(lane.settings, RAW, columns=["sensor_id", "time"]).to_pylist()
+    assert sorted((r["sensor_id"], r["time"]) for r in lake) == sorted(expected)
+
+
+def test_a_checkpoint_of_another_query_shape_stops_the_job_with_the_two_ways_out(
+    stack_config: Path, migrated: Settings, lane: Lane
+) -> None:
+    # What Spark keeps after one batch of a query with two sources (an older job version, say) in `aggregates`.
+    uri = checkpoint_uri(lane.settings, "aggregates")
+    filesystem, path = checkpoint_filesystem(lane.settings, uri)
+    metadata = {"batchWatermarkMs": 0, "batchTimestampMs": 0, "conf": {}}
+    files = {
+        "metadata": json.dumps({"id": str(uuid.uuid4())}),
+        "offsets/0": "\n".join(["v1", json.dumps(metadata), '{"logOffset":0}', '{"logOffset":0}']),
+        "commits/0": 'v1\n{"nextBatchWatermarkMs":0}',
+    }
+    for name, text in files.items():
+        filesystem.create_dir(f"{path}/{name}".rsplit("/", 1)[0], recursive=True)
+        with filesystem.open_output_stream(f"{path}/{name}") as out:
+            out.write(text.encode())
+    produce(migrated, lane.topic, [json.dumps(reading(lane.sensor("shape"), 0)).encode()])
+
+    result = sensorpipe(*lane.flags(), "stream", "--available-now", config=stack_config, timeout_s=600)
+
+    assert result.returncode == 1
+    message = result.stdout + result.stderr
+    assert f"the checkpoint of query aggregates at {uri} was written by a different version of the query" in message
+    assert "Either run the version that wrote it, or start over with `sensorpipe stream --reset`" in message
+    assert "Traceback" not in result.stderr

@@ -12,9 +12,9 @@ from sensorpipe.stream.checkpoints import QUERIES, CheckpointError, checkpoint_u
 
 def test_checkpoints_live_beside_the_lake_unless_configured(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> None:
     s3 = load_settings()
-    assert checkpoint_uri(s3, "lake") == "s3a://sensordata/_checkpoints/lake"
+    assert checkpoint_uri(s3, "readings") == "s3a://sensordata/_checkpoints/readings"
     local = load_settings({"lake": {"backend": "local", "local_dir": tmp_path}})
-    assert checkpoint_uri(local, "database") == f"{tmp_path.as_uri()}/_checkpoints/database"
+    assert checkpoint_uri(local, "aggregates") == f"{tmp_path.as_uri()}/_checkpoints/aggregates"
     custom = load_settings({"stream": {"checkpoint_base": "s3a://other/ckpt/"}})
     assert [checkpoint_uri(custom, q) for q in QUERIES] == [f"s3a://other/ckpt/{q}" for q in QUERIES]
     with pytest.raises(ValueError, match="unknown query"):
@@ -47,10 +47,10 @@ def test_offsets_kafka_no_longer_retains_are_a_data_loss_message(clean_env: pyte
     error = (
         "Some data may have been lost because they are not available in Kafka any more; either the data was aged out"
     )
-    message = explain_failure(load_settings(), "lake", error)
+    message = explain_failure(load_settings(), "readings", error)
     assert message is not None
     assert "no longer retains" in message and "kafka.retention_ms" in message
 
 
 def test_other_failures_are_not_blamed_on_the_checkpoint(clean_env: pytest.MonkeyPatch) -> None:
-    assert explain_failure(load_settings(), "lake", "java.net.ConnectException: Connection refused") is None
+    assert explain_failure(load_settings(), "readings", "java.net.ConnectException: Connection refused") is None

@@ -195,8 +195,8 @@ def test_metrics_from_summaries_and_from_the_job() -> None:
     assert metrics.value("input_rows_total", query="lake") == 199
     assert metrics.value("kafka_lag_offsets", query="lake") == 401
     assert metrics.value("dropped_late_rows_total", query="aggregates") == 2
-    assert metrics.value("sink_rows_total", query="lake") == 199
-    assert metrics.value("sink_rows_total", query="aggregates") == 0
+    assert metrics.value("sink_rows_total", sink="lake") == 199
+    assert metrics.value("sink_rows_total", sink="aggregates") == 0
     assert metrics.value("batch_duration_seconds_count", query="aggregates") == 2
     assert metrics.value("rejected_rows_total", reason="out_of_range") == 3
     assert metrics.value("encoded_rows_total", encoding="base64_json") == 10

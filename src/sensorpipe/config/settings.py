@@ -119,7 +119,12 @@ class SparkSettings(_Section):
 class StreamSettings(_Section):
     """The Spark Structured Streaming job: trigger, checkpoints, late data, limits, metrics."""
 
-    trigger: str = Field("1 second", description="micro-batch trigger interval (file size against latency)")
+    trigger: str = Field(
+        "1 second", description="micro-batch interval of the readings (database, lake): file size against latency"
+    )
+    aggregates_trigger: str = Field(
+        "10 seconds", description="micro-batch interval of the one-minute aggregates (each batch has a fixed cost)"
+    )
     max_offsets_per_trigger: int | None = Field(
         200_000, ge=1, description="Kafka records per micro-batch at most; unset: no limit"
     )

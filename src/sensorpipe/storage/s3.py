@@ -12,6 +12,7 @@ from sensorpipe.config import S3Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
 
 class S3Error(RuntimeError):
@@ -79,3 +80,33 @@ def list_buckets(settings: S3Settings, timeout_s: float = 3.0) -> list[str]:
     except (ClientError, BotoCoreError) as e:
         raise explain(settings, e) from e
     return [bucket["Name"] for bucket in response.get("Buckets", [])]
+
+
+def delete_prefix(settings: S3Settings, bucket: str, prefix: str) -> int:
+    """Delete every object under `prefix/` and its directories; returns the objects deleted.
+
+    Some S3 servers (SeaweedFS, the stack's default) keep a prefix's directories after its objects are
+    deleted and go on listing them as common prefixes, so a tree that looks deleted is still "there" for
+    a client that lists with a delimiter (Spark finds an emptied `state/` and refuses to start a stateful
+    query at batch 0). Deleting each directory's key (`dir/`), deepest first, removes them.
+    """
+    client = s3_client(settings)
+    root = prefix.strip("/") + "/"
+    deleted = 0
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=root):
+        keys: list[ObjectIdentifierTypeDef] = [{"Key": entry["Key"]} for entry in page.get("Contents", [])]
+        if keys:
+            client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+            deleted += len(keys)
+    for directory in [*reversed(_directories(client, bucket, root)), root]:
+        client.delete_object(Bucket=bucket, Key=directory)
+    return deleted
+
+
+def _directories(client: S3Client, bucket: str, prefix: str) -> list[str]:
+    """Every directory (common prefix) under `prefix`, parents before children."""
+    found: list[str] = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
+        for entry in page.get("CommonPrefixes", []):
+            found += [entry["Prefix"], *_directories(client, bucket, entry["Prefix"])]
+    return found

@@ -17,14 +17,15 @@ import pyarrow.fs as pafs
 
 from sensorpipe.config import Settings
 from sensorpipe.storage.lake import AGG_1M, RAW, Dataset, dataset_uri, lake_filesystem
+from sensorpipe.storage.s3 import delete_prefix
 
 logger = logging.getLogger(__name__)
 
-QUERIES = ("lake", "database", "aggregates", "aggregates_lake")
+QUERIES = ("readings", "aggregates", "aggregates_lake")
 """The job's streaming queries; a query's name is also its checkpoint directory, so never rename one."""
 
-FILE_SINKS: dict[str, Dataset] = {"lake": RAW, "aggregates_lake": AGG_1M}
-"""Queries writing through Spark's file sink, whose log (`<dataset>/_spark_metadata`) is bound to their checkpoint."""
+FILE_SINKS: dict[str, Dataset] = {"readings": RAW, "aggregates_lake": AGG_1M}
+"""Queries writing a lake dataset with a file sink log (`<dataset>/_spark_metadata`) that goes with their checkpoint."""
 
 
 class CheckpointError(RuntimeError):
@@ -121,11 +122,21 @@ def reset_checkpoints(settings: Settings) -> list[str]:
         if _exists(settings, sink_log_uri(settings, query))
     ]
     for query, uri in targets:
-        filesystem, path = checkpoint_filesystem(settings, uri)
-        filesystem.delete_dir(path)
+        _delete_tree(settings, uri)
         logger.warning("deleted %s of query %s (stream --reset)", uri, query)
         deleted.append(uri)
     return deleted
+
+
+def _delete_tree(settings: Settings, uri: str) -> None:
+    """Delete a checkpoint or sink log directory with everything under it."""
+    parts = urlsplit(uri)
+    if parts.scheme in {"s3a", "s3"}:
+        # Directories too: see delete_prefix (the stack's S3 server would keep them and Spark would see them).
+        delete_prefix(settings.s3, parts.netloc, unquote(parts.path))
+        return
+    filesystem, path = checkpoint_filesystem(settings, uri)
+    filesystem.delete_dir(path)
 
 
 # Spark's wording when a restarted query no longer fits what its checkpoint recorded.

@@ -53,6 +53,8 @@ Decisions:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -446,23 +448,26 @@ def decode(kafka: DataFrame, settings: Settings) -> DataFrame:
     )
 
 
+WRITER_NAMES = {
+    "kafka_topic": "topic",
+    "kafka_partition": "partition",
+    "kafka_offset": "offset",
+    "reason": "reject_reason",
+    "detail": "reject_detail",
+}
+"""The column of `decode` behind each column that the storage writer names differently."""
+
+
+def as_writer_columns(decoded: DataFrame, names: Sequence[str]) -> DataFrame:
+    """The columns `names` of the storage writer (READING_COLUMNS, REJECT_COLUMNS, ...) out of `decode`'s."""
+    return decoded.select(*(F.col(WRITER_NAMES.get(name, name)).alias(name) for name in names))
+
+
 def valid_readings(decoded: DataFrame) -> DataFrame:
     """The valid rows of `decode`, as the writer's READING_COLUMNS."""
-    renamed = {"kafka_partition": "partition", "kafka_offset": "offset"}
-    return decoded.where(F.col("reject_reason").isNull()).select(
-        *(F.col(renamed.get(name, name)).alias(name) for name in READING_COLUMNS)
-    )
+    return as_writer_columns(decoded.where(F.col("reject_reason").isNull()), READING_COLUMNS)
 
 
 def rejected_records(decoded: DataFrame) -> DataFrame:
     """The rejected rows of `decode`, as the dead-letter's REJECT_COLUMNS (table `sensor_rejects`)."""
-    renamed = {
-        "reason": "reject_reason",
-        "detail": "reject_detail",
-        "kafka_topic": "topic",
-        "kafka_partition": "partition",
-        "kafka_offset": "offset",
-    }
-    return decoded.where(F.col("reject_reason").isNotNull()).select(
-        *(F.col(renamed.get(name, name)).alias(name) for name in REJECT_COLUMNS)
-    )
+    return as_writer_columns(decoded.where(F.col("reject_reason").isNotNull()), REJECT_COLUMNS)

@@ -1,19 +1,22 @@
-"""The stream job: Kafka → decode and validate → lake, database, one-minute aggregates, dead letters.
+"""The stream job: Kafka → decode and validate → database, lake, dead letters; then one-minute aggregates.
 
-Four streaming queries share one SparkSession, each with its own stable checkpoint (stream/checkpoints.py):
+Three streaming queries share one SparkSession, each with its own stable checkpoint (stream/checkpoints.py):
 
-- `database`: every decoded record; valid readings and rejects are written from the executors
-  (`foreachPartition` with the storage writer, idempotent), rejects also to the dead-letter topic.
-- `lake`: valid readings, enriched with `sensor_metadata`, as Parquet in `raw/date=…/hour=…` through
-  Spark's file sink, whose log makes the lake exactly once.
-- `aggregates`: one-minute windows per sensor with a watermark, in update mode: a window is upserted
+- `readings`: reads Kafka and decodes each record once. Its foreachBatch writes valid readings and
+  rejects to the database from the executors (`foreachPartition` with the storage writer, idempotent),
+  rejects to the dead-letter topic, and the valid readings, enriched with `sensor_metadata`, to the lake's
+  `raw/date=…/hour=…` through Spark's file sink (stream/lake_sink.py), whose log makes the lake exactly once.
+- `aggregates`: one-minute windows per sensor with a watermark, read from the lake's `raw` as a file
+  stream (through its sink log: committed batches only, each once), in update mode: a window is upserted
   again whenever late data (within the watermark) changes it.
 - `aggregates_lake`: the same windows in append mode to the lake's `agg_1m`: each window once, final,
   after the watermark passed it (a file sink cannot take updates).
 
-Exactly once end to end: Kafka offsets live in the checkpoints, and every sink is idempotent (file sink
-log; `(sensor_id, time)` and `(sensor_id, bucket)` keys; rejects unique on their Kafka coordinates).
-The dead-letter topic is the exception: a replayed batch can publish a reject to it twice.
+The aggregates read the lake rather than Kafka so that nothing is decoded twice; they trail the readings
+by one trigger. Exactly once end to end: Kafka offsets and lake files read live in the checkpoints, and
+every sink is idempotent (file sink log; `(sensor_id, time)` and `(sensor_id, bucket)` keys; rejects unique
+on their Kafka coordinates). The dead-letter topic is the exception: a replayed batch can publish a reject
+to it twice, under the same key.
 """
 
 from __future__ import annotations
@@ -21,18 +24,28 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
 from pyspark.sql.streaming.readwriter import DataStreamWriter
 
 from sensorpipe.config import Settings
 from sensorpipe.storage.lake import AGG_1M, DATE_COLUMN, HOUR_COLUMN, RAW, dataset_uri
-from sensorpipe.storage.writer import AGGREGATE_COLUMNS, READING_COLUMNS, REJECT_COLUMNS
+from sensorpipe.storage.writer import AGGREGATE_COLUMNS
 from sensorpipe.stream.checkpoints import checkpoint_uri
-from sensorpipe.stream.decode import decode, rejected_records, valid_readings
+from sensorpipe.stream.decode import as_writer_columns, decode, rejected_records, valid_readings
+from sensorpipe.stream.enrichment import SensorMetadata
+from sensorpipe.stream.lake_sink import ParquetLakeSink
 from sensorpipe.stream.monitoring import StreamMetrics
-from sensorpipe.stream.sinks import MICROS_SUFFIX, aggregates_writer, readings_writer, rejects_writer
+from sensorpipe.stream.sinks import (
+    DATABASE_COLUMNS,
+    ENCODING,
+    REJECTED,
+    TALLY_SCHEMA,
+    Tally,
+    aggregates_writer,
+    readings_writer,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +57,11 @@ Fewer files mean larger ones; the trigger interval sets how often a batch (and i
 at a 1 s trigger and 10,000 readings/s a file holds about 5,000 readings (~150 KB). A longer trigger
 makes larger files and a later lake; the database is written at the same pace either way.
 """
+
+LAKE_READINGS_SCHEMA = (
+    f"sensor_id string, time timestamp, temperature double, humidity double, {DATE_COLUMN} string, {HOUR_COLUMN} int"
+)
+"""The columns of the lake's `raw` the aggregates read (Parquet reads only these)."""
 
 
 def kafka_source(spark: SparkSession, settings: Settings) -> DataFrame:
@@ -62,28 +80,15 @@ def kafka_source(spark: SparkSession, settings: Settings) -> DataFrame:
     return reader.load()
 
 
-def _micros(column: str) -> Column:
-    return F.unix_micros(F.col(column)).alias(column + MICROS_SUFFIX)
+def lake_source(spark: SparkSession, settings: Settings) -> DataFrame:
+    """The lake's `raw` as a stream: the files of each batch the readings query committed, in order, once."""
+    return spark.readStream.schema(LAKE_READINGS_SCHEMA).parquet(dataset_uri(settings, RAW))
 
 
 def _partitioned(frame: DataFrame, time_column: str) -> DataFrame:
     """Hive partition columns from UTC (the session time zone is UTC, see stream/session.py)."""
     return frame.withColumn(DATE_COLUMN, F.date_format(time_column, "yyyy-MM-dd")).withColumn(
         HOUR_COLUMN, F.hour(time_column)
-    )
-
-
-def _metadata(spark: SparkSession, settings: Settings) -> DataFrame:
-    """`sensor_metadata` as the read-only role; a stream-static join reads it again at every micro-batch."""
-    pg = settings.postgres
-    return (
-        spark.read.format("jdbc")
-        .option("url", f"jdbc:postgresql://{pg.host}:{pg.port}/{pg.database}")
-        .option("dbtable", "(select sensor_id, name, location, kind from sensor_metadata) as metadata")
-        .option("user", pg.reader_user)
-        .option("password", pg.reader_password.get_secret_value())
-        .option("driver", "org.postgresql.Driver")
-        .load()
     )
 
 
@@ -105,55 +110,66 @@ def _windows(readings: DataFrame, settings: Settings) -> DataFrame:
     )
 
 
-def _count(batch: DataFrame, metrics: StreamMetrics) -> None:
-    """Records per encoding, rejects per reason and rows stored: one small aggregate, never the rows."""
-    tally = batch.groupBy(
-        (F.col("element") == 0).alias("first"), "encoding", F.col("reject_reason").alias("reason")
-    ).count()
-    for first, encoding, reason, count in tally.collect():
-        if first:
-            metrics.count_encoding(count, encoding)
-        if reason is None:
-            metrics.count_sink_rows("database", count)
-        else:
-            metrics.count_rejects(count, reason)
+def _dead_letter_topic(decoded: DataFrame, settings: Settings) -> None:
+    """The batch's rejects onto the dead-letter topic, keyed by their Kafka coordinates and element."""
+    (
+        rejected_records(decoded)
+        .select(
+            # The reject's identity: a replayed batch republishes under the same key (compaction drops it).
+            F.concat_ws(":", "kafka_topic", "kafka_partition", "kafka_offset", "element").alias("key"),
+            F.to_json(
+                F.struct(
+                    "reason",
+                    "detail",
+                    F.base64("payload").alias("payload_base64"),
+                    "kafka_topic",
+                    "kafka_partition",
+                    "kafka_offset",
+                    "element",
+                )
+            ).alias("value"),
+        )
+        .write.format("kafka")
+        .option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
+        .option("topic", settings.kafka.dlq_topic)
+        .save()
+    )
 
 
-def _database_batch(settings: Settings, metrics: StreamMetrics) -> Callable[[DataFrame, int], None]:
-    """foreachBatch of the `database` query: readings and rejects from the executors, rejects to the DLQ."""
-    write_readings = readings_writer(settings.postgres)
-    write_rejects = rejects_writer(settings.postgres)
+def _record(tally: Tally, metrics: StreamMetrics) -> None:
+    for encoding, n in tally.of(ENCODING).items():
+        metrics.count_encoding(n, encoding)
+    for reason, n in tally.of(REJECTED).items():
+        metrics.count_rejects(n, reason)
 
-    def run(batch: DataFrame, _batch_id: int) -> None:
+
+def _readings_batch(
+    spark: SparkSession, settings: Settings, metrics: StreamMetrics
+) -> Callable[[DataFrame, int], None]:
+    """foreachBatch of the `readings` query: the database from the executors, dead letters, then the lake.
+
+    The decoded batch is cached: the database pass computes it (Kafka read and decode) once, and the
+    lake and dead-letter passes reuse it.
+    """
+    write_database = readings_writer(settings.postgres)
+    lake = ParquetLakeSink(spark, dataset_uri(settings, RAW), (DATE_COLUMN, HOUR_COLUMN))
+    metadata = SensorMetadata(spark, settings)
+
+    def run(batch: DataFrame, batch_id: int) -> None:
         batch.persist()
         try:
-            readings = valid_readings(batch)
-            readings.select(_micros("time"), *READING_COLUMNS[1:]).foreachPartition(write_readings)
-            rejects = rejected_records(batch).select(*REJECT_COLUMNS).persist()
-            rejects.foreachPartition(write_rejects)
-            (
-                rejects.select(
-                    # The reject's identity: a replayed batch republishes under the same key (compaction drops it).
-                    F.concat_ws(":", "kafka_topic", "kafka_partition", "kafka_offset", "element").alias("key"),
-                    F.to_json(
-                        F.struct(
-                            "reason",
-                            "detail",
-                            F.base64("payload").alias("payload_base64"),
-                            "kafka_topic",
-                            "kafka_partition",
-                            "kafka_offset",
-                            "element",
-                        )
-                    ).alias("value"),
-                )
-                .write.format("kafka")
-                .option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
-                .option("topic", settings.kafka.dlq_topic)
-                .save()
-            )
-            rejects.unpersist()
-            _count(batch, metrics)
+            written = as_writer_columns(batch, DATABASE_COLUMNS).mapInArrow(write_database, TALLY_SCHEMA)
+            tally = Tally().add(written.collect())
+            _record(tally, metrics)
+            valid = tally.rows("sensor_data")
+            metrics.count_sink_rows("database", valid)
+            if tally.of(REJECTED):
+                _dead_letter_topic(batch, settings)
+            if valid:
+                readings = valid_readings(batch)
+                lake_rows = _partitioned(metadata.enrich(readings), "time").coalesce(LAKE_FILES_PER_BATCH)
+                lake.add_batch(batch_id, lake_rows)
+                metrics.count_sink_rows("lake", valid)
         finally:
             batch.unpersist()
 
@@ -164,37 +180,46 @@ def _aggregates_batch(settings: Settings) -> Callable[[DataFrame, int], None]:
     write = aggregates_writer(settings.postgres)
 
     def run(batch: DataFrame, _batch_id: int) -> None:
-        batch.select(_micros("bucket"), *AGGREGATE_COLUMNS[1:]).foreachPartition(write)
+        batch.select(*AGGREGATE_COLUMNS).mapInArrow(write, TALLY_SCHEMA).collect()
 
     return run
 
 
-def start_queries(
+def _writer(frame: DataFrame, name: str, settings: Settings, available_now: bool) -> DataStreamWriter:
+    stream = frame.writeStream.queryName(name).option("checkpointLocation", checkpoint_uri(settings, name))
+    if available_now:
+        return stream.trigger(availableNow=True)
+    interval = settings.stream.trigger if name == "readings" else settings.stream.aggregates_trigger
+    return stream.trigger(processingTime=interval)
+
+
+def start_readings(
     spark: SparkSession, settings: Settings, metrics: StreamMetrics, *, available_now: bool = False
-) -> list[StreamingQuery]:
-    """Start the four queries; `available_now` processes what Kafka holds now and then stops (tests, catch-up)."""
+) -> StreamingQuery:
+    """Start the `readings` query; `available_now` processes what Kafka holds now and then stops."""
     decoded = decode(kafka_source(spark, settings), settings)
-    readings = valid_readings(decoded)
+    query = (
+        _writer(decoded, "readings", settings, available_now)
+        .foreachBatch(_readings_batch(spark, settings, metrics))
+        .start()
+    )
+    logger.info("started query readings (checkpoint %s)", checkpoint_uri(settings, "readings"))
+    return query
 
-    def writer(frame: DataFrame, name: str) -> DataStreamWriter:
-        stream = frame.writeStream.queryName(name).option("checkpointLocation", checkpoint_uri(settings, name))
-        if available_now:
-            return stream.trigger(availableNow=True)
-        return stream.trigger(processingTime=settings.stream.trigger)
 
-    enriched = readings.join(F.broadcast(_metadata(spark, settings)), "sensor_id", "left")
+def start_aggregates(spark: SparkSession, settings: Settings, *, available_now: bool = False) -> list[StreamingQuery]:
+    """Start both aggregates queries on the lake's `raw` (which the readings query must have created)."""
     queries = [
-        writer(decoded, "database").foreachBatch(_database_batch(settings, metrics)).start(),
-        writer(_partitioned(enriched, "time").coalesce(LAKE_FILES_PER_BATCH), "lake")
-        .format("parquet")
-        .partitionBy(DATE_COLUMN, HOUR_COLUMN)
-        .option("path", dataset_uri(settings, RAW))
-        .start(),
-        writer(_windows(readings, settings), "aggregates")
+        _writer(_windows(lake_source(spark, settings), settings), "aggregates", settings, available_now)
         .outputMode("update")
         .foreachBatch(_aggregates_batch(settings))
         .start(),
-        writer(_partitioned(_windows(readings, settings), "bucket"), "aggregates_lake")
+        _writer(
+            _partitioned(_windows(lake_source(spark, settings), settings), "bucket"),
+            "aggregates_lake",
+            settings,
+            available_now,
+        )
         .outputMode("append")
         .format("parquet")
         .partitionBy(DATE_COLUMN, HOUR_COLUMN)

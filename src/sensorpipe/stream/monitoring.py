@@ -185,7 +185,9 @@ class StreamMetrics:
             buckets=BATCH_DURATION_BUCKETS_S,
             registry=r,
         )
-        self.sink_rows = Counter("sensorpipe_stream_sink_rows", "rows written by the query's sink", q, registry=r)
+        self.sink_rows = Counter(
+            "sensorpipe_stream_sink_rows", "rows written, by sink (database, lake, or a query)", ["sink"], registry=r
+        )
         self.dropped_late = Counter(
             "sensorpipe_stream_dropped_late_rows",
             "rows a stateful operator dropped behind the watermark (after partial aggregation)",
@@ -246,9 +248,9 @@ class StreamMetrics:
         """Kafka records by the encoding the job detected (raw JSON, base64, envelope ...)."""
         self.encodings.labels(label).inc(n)
 
-    def count_sink_rows(self, query: str, n: int) -> None:
+    def count_sink_rows(self, sink: str, n: int) -> None:
         """Rows a sink wrote that Spark cannot count itself (foreachBatch, the file sink report -1)."""
-        self.sink_rows.labels(query).inc(n)
+        self.sink_rows.labels(sink).inc(n)
 
     def observe_event_time(self, query: str, newest: datetime) -> None:
         """Event-time lag from the newest event time the job saw, for queries whose progress has none."""

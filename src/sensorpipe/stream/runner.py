@@ -5,9 +5,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 from pyspark.errors import StreamingQueryException
+from pyspark.sql import SparkSession
+from pyspark.sql.streaming.query import StreamingQuery
 
 from sensorpipe.config import Settings
 from sensorpipe.ingest.topics import create_topics
@@ -18,11 +21,13 @@ from sensorpipe.stream.checkpoints import (
     orphaned_sink_logs,
     orphaned_sink_logs_message,
 )
-from sensorpipe.stream.job import start_queries
+from sensorpipe.stream.job import start_aggregates, start_readings
 from sensorpipe.stream.monitoring import ProgressListener, StreamMetrics, failure_message
 from sensorpipe.stream.session import build_session
 
 logger = logging.getLogger(__name__)
+
+STOP_GRACE_S = 30.0
 
 
 class StreamFailed(RuntimeError):
@@ -58,30 +63,50 @@ def run_job(
     spark = build_session(settings, "sensorpipe-stream")
     try:
         spark.streams.addListener(ProgressListener(metrics))
-        queries = start_queries(spark, settings, metrics, available_now=available_now)
-        while any(q.isActive for q in queries) and not handle.stop_requested.is_set():
-            with contextlib.suppress(StreamingQueryException):  # looked at below, query by query
-                spark.streams.awaitAnyTermination(1)
-            spark.streams.resetTerminated()
-            for query in queries:
-                error = query.exception()
-                if error is not None:
-                    for other in queries:
-                        other.stop()
-                    name = query.name or "?"
-                    text = str(error)
-                    raise StreamFailed(
-                        explain_failure(settings, name, text) or f"query {name} failed: {failure_message(text)}"
-                    )
-        for query in queries:
-            if query.isActive:
-                logger.info("stopping query %s", query.name)
-                query.stop()
+        readings = start_readings(spark, settings, metrics, available_now=available_now)
+        if available_now:
+            # The aggregates read the lake: they start once the readings query has written all it will.
+            _await(spark, settings, [readings], handle)
+            if not handle.stop_requested.is_set():
+                _await(spark, settings, start_aggregates(spark, settings, available_now=True), handle)
+        else:
+            _await(spark, settings, [readings, *start_aggregates(spark, settings)], handle)
     finally:
         spark.stop()
         if server is not None:
             server.shutdown()
     return metrics
+
+
+def _await(spark: SparkSession, settings: Settings, queries: list[StreamingQuery], handle: JobHandle) -> None:
+    """Until every query ended or a stop is requested (then stop them); StreamFailed when one fails."""
+    while any(q.isActive for q in queries) and not handle.stop_requested.is_set():
+        with contextlib.suppress(StreamingQueryException):  # looked at below, query by query
+            spark.streams.awaitAnyTermination(1)
+        spark.streams.resetTerminated()
+        for query in queries:
+            error = query.exception()
+            if error is not None:
+                for other in queries:
+                    other.stop()
+                name = query.name or "?"
+                text = str(error)
+                raise StreamFailed(
+                    explain_failure(settings, name, text) or f"query {name} failed: {failure_message(text)}"
+                )
+    for query in queries:
+        if query.isActive:
+            _finish_batch(query)
+            logger.info("stopping query %s", query.name)
+            query.stop()
+
+
+def _finish_batch(query: StreamingQuery) -> None:
+    """Give a running micro-batch up to STOP_GRACE_S to commit: a stop interrupts it, and the next start
+    would do it again (nothing is lost or doubled either way, but a finished batch is less work)."""
+    deadline = time.monotonic() + STOP_GRACE_S
+    while query.isActive and query.status["isTriggerActive"] and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def job_totals(metrics: StreamMetrics) -> dict[str, dict[str, int]]:
@@ -90,7 +115,7 @@ def job_totals(metrics: StreamMetrics) -> dict[str, dict[str, int]]:
     wanted = {
         "sensorpipe_stream_encoded_rows_total": ("encodings", "encoding"),
         "sensorpipe_stream_rejected_rows_total": ("rejects", "reason"),
-        "sensorpipe_stream_sink_rows_total": ("sink_rows", "query"),
+        "sensorpipe_stream_sink_rows_total": ("sink_rows", "sink"),
         "sensorpipe_stream_dropped_late_rows_total": ("dropped_late", "query"),
     }
     for metric in metrics.registry.collect():

@@ -29,6 +29,10 @@ SPARK_LOG_LEVEL = "WARN"
 S3A_FILESYSTEM = "org.apache.hadoop.fs.s3a.S3AFileSystem"
 S3A_CREDENTIALS = "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
 
+JVM_OPTIONS = "-XX:-DontCompileHugeMethods"
+"""Let the JIT compile methods over 8,000 bytes of bytecode: the decode's generated code is one such method,
+and left to the bytecode interpreter it costs a third more CPU (2026-11-28: 3.1 s → 2.4 s for 300,000 readings)."""
+
 _S3A = "spark.hadoop.fs.s3a."
 _SECRET_KEYS = frozenset({f"{_S3A}access.key", f"{_S3A}secret.key"})
 _MASK = "***"
@@ -83,6 +87,8 @@ def spark_conf(settings: Settings, jars: Sequence[Path]) -> dict[str, str]:
         # Parquet timestamps as UTC-adjusted microseconds (readers see an instant), not legacy INT96.
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
         "spark.ui.showConsoleProgress": "false",
+        "spark.driver.extraJavaOptions": JVM_OPTIONS,
+        "spark.executor.extraJavaOptions": JVM_OPTIONS,
     }
     absolute = [str(jar.resolve()) for jar in jars]
     if runs_in_process(spark.master):

@@ -1,90 +1,112 @@
-"""What the stream job's executors run: each partition of a micro-batch written by its own DatabaseWriter.
+"""What the stream job's executors run: each partition of a micro-batch written to PostgreSQL by its own writer.
 
-Nothing here runs on the driver and nothing is collected to it (DESIGN.md: "the database sink writes
-from executors with COPY"). Functions are built per query from the settings and shipped to the Python
-workers by Spark, so they hold no connection until a partition arrives.
-
-Times cross the JVM → Python boundary as epoch microseconds, not as `TimestampType`: PySpark turns
-timestamps into naive *local* datetimes, which the writer rightly refuses.
+Nothing here runs on the driver and no row is collected to it (DESIGN.md: "the database sink writes
+from executors with COPY"). The functions are `mapInArrow` functions: Spark hands each partition to a
+Python worker as Arrow record batches (columnar, timestamps as UTC instants, no per-row pickling), the
+storage writer COPYs them, and each partition returns only a tally of what it did: a few rows the
+driver sums into the job's metrics. The functions are built from the settings on the driver and hold no
+connection until a partition arrives.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
-from itertools import islice
-from typing import Any
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from sensorpipe.config import PostgresSettings
-from sensorpipe.storage.writer import AGGREGATE_COLUMNS, READING_COLUMNS, REJECT_COLUMNS, DatabaseWriter
+from sensorpipe.storage.writer import READING_COLUMNS, REJECT_COLUMNS, DatabaseWriter
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-CHUNK_ROWS = 50_000
-"""Rows per COPY transaction: large enough for COPY's speed, small enough to retry cheaply."""
+TALLY_SCHEMA = "kind string, label string, rows long"
+"""What a partition writer returns: (kind, label, rows) per thing it counted."""
 
-MICROS_SUFFIX = "_us"
-"""A timestamp column `c` reaches the executors as `c_us`, epoch microseconds (see module docstring)."""
+ENCODING = "encoding"
+REJECTED = "rejected"
+STORED = "stored"
+SKIPPED = "skipped"
+"""Kinds of tally rows: records per encoding, rejects per reason, rows stored and skipped per table."""
 
-PartitionWriter = Callable[[Iterable[Any]], None]
+DATABASE_COLUMNS = (*dict.fromkeys((*READING_COLUMNS, *REJECT_COLUMNS, ENCODING)),)
+"""The decoded batch's columns a `readings_writer` needs, named as the writer names them."""
 
-
-def from_micros(value: int) -> datetime:
-    """Epoch microseconds as an aware UTC datetime, exactly (no float rounding)."""
-    return EPOCH + timedelta(microseconds=value)
-
-
-def chunks(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    iterator = iter(rows)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
+ArrowWriter = Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]
 
 
-def as_writer_rows(rows: Iterable[Any], columns: Sequence[str], time_column: str) -> Iterator[tuple[Any, ...]]:
-    """Spark Rows (with `<time>_us`) as tuples in the writer's column order, the time made aware."""
-    for row in rows:
-        values = row.asDict()
-        values[time_column] = from_micros(values.pop(time_column + MICROS_SUFFIX))
-        yield tuple(values[name] for name in columns)
+@dataclass
+class Tally:
+    """Summed tally rows of a micro-batch (see `TALLY_SCHEMA`)."""
+
+    counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def add(self, rows: Iterable[tuple[str, str, int]]) -> Tally:
+        for kind, label, n in rows:
+            self.counts[(kind, label)] += n
+        return self
+
+    def of(self, kind: str) -> dict[str, int]:
+        return {label: n for (k, label), n in self.counts.items() if k == kind}
+
+    def rows(self, table: str) -> int:
+        """Rows given to `table`: stored now, or skipped as stored before (a replayed batch)."""
+        return self.counts[(STORED, table)] + self.counts[(SKIPPED, table)]
 
 
-def _partition_writer(
-    settings: PostgresSettings,
-    purpose: str,
-    rows_of: Callable[[Iterable[Any]], Iterator[tuple[Any, ...]]],
-    store: Callable[[DatabaseWriter, list[tuple[Any, ...]]], object],
-) -> PartitionWriter:
-    """A `foreachPartition` function: one writer (one connection) per partition, COPY in chunks."""
+_TALLY_ARROW = pa.schema([("kind", pa.string()), ("label", pa.string()), ("rows", pa.int64())])
 
-    def write(rows: Iterable[Any]) -> None:
-        with DatabaseWriter(settings, application_name=f"sensorpipe-stream-{purpose}") as writer:
-            for chunk in chunks(rows_of(rows), CHUNK_ROWS):
-                store(writer, chunk)
+
+def _tally_batch(counts: Counter[tuple[str, str]]) -> pa.RecordBatch:
+    rows = [{"kind": kind, "label": label, "rows": n} for (kind, label), n in counts.items()]
+    return pa.RecordBatch.from_pylist(rows, schema=_TALLY_ARROW)
+
+
+def _value_counts(column: pa.Array | pa.ChunkedArray) -> Iterator[tuple[str, int]]:
+    for entry in pc.value_counts(column).to_pylist():
+        yield str(entry["values"]), int(entry["counts"])
+
+
+def readings_writer(settings: PostgresSettings) -> ArrowWriter:
+    """Valid readings into `sensor_data` and rejects into `sensor_rejects`, both idempotent.
+
+    Input: the decoded rows as DATABASE_COLUMNS (a reading is valid when `reason` is null). Tally:
+    records per encoding (their element 0), rejects per reason, rows stored and skipped per table.
+    """
+
+    def write(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        counts: Counter[tuple[str, str]] = Counter()
+        with DatabaseWriter(settings, application_name="sensorpipe-stream") as writer:
+            for batch in batches:
+                table = pa.Table.from_batches([batch])
+                firsts = table.filter(pc.equal(table["element"], 0))
+                counts.update({(ENCODING, label): n for label, n in _value_counts(firsts[ENCODING])})
+                valid = table.filter(pc.is_null(table["reason"])).select(list(READING_COLUMNS))
+                rejects = table.filter(pc.is_valid(table["reason"])).select(list(REJECT_COLUMNS))
+                counts.update({(REJECTED, label): n for label, n in _value_counts(rejects["reason"])})
+                if valid.num_rows:
+                    result = writer.write_readings(valid)
+                    counts[(STORED, "sensor_data")] += result.written
+                    counts[(SKIPPED, "sensor_data")] += result.skipped
+                if rejects.num_rows:
+                    columns = [rejects[name].to_pylist() for name in REJECT_COLUMNS]
+                    result = writer.write_rejects(zip(*columns, strict=True))
+                    counts[(STORED, "sensor_rejects")] += result.written
+                    counts[(SKIPPED, "sensor_rejects")] += result.skipped
+        yield _tally_batch(counts)
 
     return write
 
 
-def readings_writer(settings: PostgresSettings) -> PartitionWriter:
-    """Stores valid readings (idempotent on `(sensor_id, time)`)."""
-    return _partition_writer(
-        settings, "readings", lambda rows: as_writer_rows(rows, READING_COLUMNS, "time"), DatabaseWriter.write_readings
-    )
+def aggregates_writer(settings: PostgresSettings) -> ArrowWriter:
+    """Upserts one-minute aggregates (a window emitted again replaces itself); tallies rows upserted."""
 
+    def write(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        counts: Counter[tuple[str, str]] = Counter()
+        with DatabaseWriter(settings, application_name="sensorpipe-stream-aggregates") as writer:
+            for batch in batches:
+                if batch.num_rows:
+                    counts[(STORED, "sensor_data_1m")] += writer.write_aggregates(batch).written
+        yield _tally_batch(counts)
 
-def aggregates_writer(settings: PostgresSettings) -> PartitionWriter:
-    """Upserts one-minute aggregates (a window emitted again replaces itself)."""
-    return _partition_writer(
-        settings,
-        "aggregates",
-        lambda rows: as_writer_rows(rows, AGGREGATE_COLUMNS, "bucket"),
-        DatabaseWriter.write_aggregates,
-    )
-
-
-def rejects_writer(settings: PostgresSettings) -> PartitionWriter:
-    """Stores rejects (idempotent on their Kafka coordinates and element)."""
-    return _partition_writer(
-        settings,
-        "rejects",
-        lambda rows: (tuple(row[name] for name in REJECT_COLUMNS) for row in rows),
-        DatabaseWriter.write_rejects,
-    )
+    return write
