@@ -12,7 +12,8 @@
    instead of the job's native Column expressions: the job and its sinks are the real ones, only its
    `decode` is swapped in a bench-only process (the product's decode.py is not touched).
 3. Latency at a steady rate: the job running continuously (1 s trigger), readings produced at `--rate`
-   per second (default: half the sustained rate of 1., at most 25,000) for `--latency-duration` seconds.
+   per second (default: half the sustained rate of 1., at most 25,000) for `--latency-warmup` seconds (JIT,
+   every query's first batches; not measured), then for `--latency-duration` seconds.
    Latency of a Kafka record = when its offset was first seen stored in `sensor_data` (polled every
    100 ms: the highest stored offset per partition; a partition is written in offset order) minus the
    record's Kafka timestamp (set by the producer at append, same clock). Cross-check: `ingested_at`
@@ -491,7 +492,7 @@ def wait_until(condition: Any, timeout_s: float, what: str, process: Any) -> Non
 
 
 def latency(  # noqa: PLR0915
-    config: Path, settings: Settings, rate: float, duration_s: float, batch: int, per_trigger: int
+    config: Path, settings: Settings, rate: float, duration_s: float, warmup_s: float, batch: int, per_trigger: int
 ) -> dict[str, Any]:
     lane = Lane(settings, "l")
     tracker = Tracker(settings, lane)
@@ -519,25 +520,29 @@ def latency(  # noqa: PLR0915
     poller = threading.Thread(target=tracker.poll, daemon=True)
     poller.start()
     try:
-        send(1)  # warm-up: the first batch compiles and connects everything
+        send(1)  # the first batch compiles and connects everything
         producer.flush(30)
-        wait_until(lambda: tracker.pending() == 0, 300, "warm-up row in the database", process)
-        time.sleep(5)  # the other queries' first batches
+        wait_until(lambda: tracker.pending() == 0, 300, "first row in the database", process)
+
+        def steady(seconds: float) -> float:
+            """Produce at `rate` for `seconds`; returns the readings/s achieved."""
+            began, sent_messages = time.monotonic(), 0
+            while (elapsed := time.monotonic() - began) < seconds:
+                due = int(elapsed * rate / batch) - sent_messages
+                if due > 0:
+                    send(due)
+                    sent_messages += due
+                else:
+                    producer.poll(0.002)
+            return sent_messages * batch / (time.monotonic() - began)
+
+        err.print(f"warming up at {rate:,.0f} readings/s for {warmup_s:.0f} s (JIT, every query's first batches) …")
+        steady(warmup_s)
         tracker.produced.clear()
         tracker.seen.clear()
         err.print(f"producing {rate:,.0f} readings/s for {duration_s:.0f} s …")
-        messages_per_s = rate / batch
-        began = time.monotonic()
-        sent_messages = 0
-        while (elapsed := time.monotonic() - began) < duration_s:
-            due = int(elapsed * messages_per_s) - sent_messages
-            if due > 0:
-                send(due)
-                sent_messages += due
-            else:
-                producer.poll(0.002)
+        achieved = steady(duration_s)
         producer.flush(60)
-        achieved = sent_messages * batch / (time.monotonic() - began)
         wait_until(lambda: tracker.pending() == 0, 120, "stored copy of every produced record", process)
     finally:
         tracker.stop.set()
@@ -586,7 +591,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=50, help="readings per gateway batch (Kafka record)")
     parser.add_argument("--per-trigger", type=int, default=50_000, help="readings per micro-batch at most")
     parser.add_argument("--rate", type=float, help="readings/s of the latency run (default: half the sustained)")
-    parser.add_argument("--latency-duration", type=float, default=20.0, help="seconds of steady load")
+    parser.add_argument("--latency-duration", type=float, default=40.0, help="seconds of steady load measured")
+    parser.add_argument("--latency-warmup", type=float, default=40.0, help="seconds of steady load before that")
     parser.add_argument("--skip-udf", action="store_true", help="leave out the Python UDF run")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--keep-logs", action="store_true", help="keep the jobs' logs (their path is printed)")
@@ -608,7 +614,9 @@ def main() -> None:
         rate = args.rate or min(sustained / 2, 25_000.0)
         with psycopg.connect(settings.postgres.dsn(), autocommit=True) as conn:
             conn.execute("analyze sensor_data")
-        report["latency"] = latency(config, settings, rate, args.latency_duration, args.batch, args.per_trigger)
+        report["latency"] = latency(
+            config, settings, rate, args.latency_duration, args.latency_warmup, args.batch, args.per_trigger
+        )
     finally:
         for process in _started:
             if process.poll() is None:

@@ -24,7 +24,7 @@ from confluent_kafka import Producer
 from sensorpipe.config import Settings
 from sensorpipe.ingest.kafka_client import client_config
 from sensorpipe.ingest.topics import create_topics
-from sensorpipe.storage.lake import RAW, read_dataset
+from sensorpipe.storage.lake import AGG_1M, RAW, read_dataset
 from sensorpipe.storage.migrate import migrate
 from sensorpipe.storage.s3 import ensure_bucket
 from sensorpipe.stream.checkpoints import checkpoint_filesystem, checkpoint_uri, checkpoints
@@ -203,7 +203,9 @@ def test_every_encoding_lands_once_in_database_and_lake_and_invalid_ones_are_rej
         encoded[encoding] = encoded.get(encoding, 0) + 1
     assert totals["encodings"] == encoded
     assert totals["rejects"] == dict(Counter(reason for _, reason, _ in rejects))
-    assert totals["sink_rows"] == {"database": len(expected) + len(legacy), "lake": len(expected) + len(legacy)}
+    sink_rows = totals["sink_rows"]
+    assert (sink_rows["database"], sink_rows["lake"]) == (len(expected) + len(legacy), len(expected) + len(legacy))
+    assert sink_rows["aggregates"] >= len({(sensor, moment.replace(second=0)) for sensor, moment in expected})
 
     lake = read_dataset(lane.settings, RAW, columns=["sensor_id", "time", "location", "kind"]).to_pylist()
     ours = [r for r in lake if r["sensor_id"].startswith(lane.tag)]
@@ -301,7 +303,10 @@ def test_late_readings_update_their_minute_within_the_watermark_and_are_dropped_
 
     produce(migrated, lane.topic, [at(0, 0), at(0, 1), at(0, 2), at(4, 10)])
     run_stream(stack_config, lane)  # the watermark is now 10:04:10 minus 2 minutes = 10:02:10
-    produce(migrated, lane.topic, [at(4, 20), at(0, 30)])  # within the watermark, and beyond it
+    with psycopg.connect(migrated.postgres.dsn(), autocommit=True) as conn:
+        first = conn.execute("select bucket, readings from sensor_data_1m where sensor_id = %s order by 1", (sensor,))
+        assert first.fetchall() == [(T0, 3), (T0 + timedelta(minutes=4), 1)]
+    produce(migrated, lane.topic, [at(4, 5), at(0, 30)])  # late within the watermark, and beyond it
     totals = run_stream(stack_config, lane)
 
     with psycopg.connect(migrated.postgres.dsn(), autocommit=True) as conn:
@@ -309,9 +314,12 @@ def test_late_readings_update_their_minute_within_the_watermark_and_are_dropped_
             "select bucket, readings from sensor_data_1m where sensor_id = %s order by bucket", (sensor,)
         ).fetchall()
         readings = conn.execute("select count(*) from sensor_data where sensor_id = %s", (sensor,)).fetchone()
-    assert minutes == [(T0, 3), (T0 + timedelta(minutes=4), 2)]
+    assert minutes == [(T0, 3), (T0 + timedelta(minutes=4), 2)], "the late reading updated the 10:04 minute"
     assert readings == (6,), "every reading is stored; only the aggregates skip the one beyond the watermark"
     assert totals["dropped_late"].get("aggregates", 0) >= 1
+    # The lake's agg_1m takes a minute once, final, when the watermark passed it: 10:00, not yet 10:04.
+    lake = read_dataset(lane.settings, AGG_1M, columns=["sensor_id", "bucket", "readings"]).to_pylist()
+    assert [(r["bucket"], r["readings"]) for r in lake if r["sensor_id"] == sensor] == [(T0, 3)]
 
 
 def test_reset_asks_first_then_deletes_the_checkpoints_and_the_rerun_stores_nothing_twice(

@@ -176,20 +176,26 @@ def _readings_batch(
     return run
 
 
-def _aggregates_batch(settings: Settings) -> Callable[[DataFrame, int], None]:
+def _aggregates_batch(settings: Settings, metrics: StreamMetrics) -> Callable[[DataFrame, int], None]:
     write = aggregates_writer(settings.postgres)
 
     def run(batch: DataFrame, _batch_id: int) -> None:
-        batch.select(*AGGREGATE_COLUMNS).mapInArrow(write, TALLY_SCHEMA).collect()
+        tally = Tally().add(batch.select(*AGGREGATE_COLUMNS).mapInArrow(write, TALLY_SCHEMA).collect())
+        metrics.count_sink_rows("aggregates", tally.rows("sensor_data_1m"))
 
     return run
 
 
 def _writer(frame: DataFrame, name: str, settings: Settings, available_now: bool) -> DataStreamWriter:
+    readings = name == "readings"
+    # A query runs its jobs in the scheduler pool set when it starts (session.py sets FAIR scheduling):
+    # the readings get half the cores whenever they have work, however busy the aggregates are.
+    pool = "readings" if readings else "aggregates"
+    frame.sparkSession.sparkContext.setLocalProperty("spark.scheduler.pool", pool)
     stream = frame.writeStream.queryName(name).option("checkpointLocation", checkpoint_uri(settings, name))
     if available_now:
         return stream.trigger(availableNow=True)
-    interval = settings.stream.trigger if name == "readings" else settings.stream.aggregates_trigger
+    interval = settings.stream.trigger if readings else settings.stream.aggregates_trigger
     return stream.trigger(processingTime=interval)
 
 
@@ -207,12 +213,14 @@ def start_readings(
     return query
 
 
-def start_aggregates(spark: SparkSession, settings: Settings, *, available_now: bool = False) -> list[StreamingQuery]:
+def start_aggregates(
+    spark: SparkSession, settings: Settings, metrics: StreamMetrics, *, available_now: bool = False
+) -> list[StreamingQuery]:
     """Start both aggregates queries on the lake's `raw` (which the readings query must have created)."""
     queries = [
         _writer(_windows(lake_source(spark, settings), settings), "aggregates", settings, available_now)
         .outputMode("update")
-        .foreachBatch(_aggregates_batch(settings))
+        .foreachBatch(_aggregates_batch(settings, metrics))
         .start(),
         _writer(
             _partitioned(_windows(lake_source(spark, settings), settings), "bucket"),

@@ -186,7 +186,7 @@ class StreamMetrics:
             registry=r,
         )
         self.sink_rows = Counter(
-            "sensorpipe_stream_sink_rows", "rows written, by sink (database, lake, or a query)", ["sink"], registry=r
+            "sensorpipe_stream_sink_rows", "rows written, by sink (database, lake, aggregates)", ["sink"], registry=r
         )
         self.dropped_late = Counter(
             "sensorpipe_stream_dropped_late_rows",

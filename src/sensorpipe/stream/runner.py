@@ -68,9 +68,9 @@ def run_job(
             # The aggregates read the lake: they start once the readings query has written all it will.
             _await(spark, settings, [readings], handle)
             if not handle.stop_requested.is_set():
-                _await(spark, settings, start_aggregates(spark, settings, available_now=True), handle)
+                _await(spark, settings, start_aggregates(spark, settings, metrics, available_now=True), handle)
         else:
-            _await(spark, settings, [readings, *start_aggregates(spark, settings)], handle)
+            _await(spark, settings, [readings, *start_aggregates(spark, settings, metrics)], handle)
     finally:
         spark.stop()
         if server is not None:

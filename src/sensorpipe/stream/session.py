@@ -87,6 +87,9 @@ def spark_conf(settings: Settings, jars: Sequence[Path]) -> dict[str, str]:
         # Parquet timestamps as UTC-adjusted microseconds (readers see an instant), not legacy INT96.
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
         "spark.ui.showConsoleProgress": "false",
+        # Queries share the cores by pool (stream/job.py), so the readings' batches do not queue behind a
+        # whole aggregates stage: their latency is the one users see.
+        "spark.scheduler.mode": "FAIR",
         "spark.driver.extraJavaOptions": JVM_OPTIONS,
         "spark.executor.extraJavaOptions": JVM_OPTIONS,
     }
