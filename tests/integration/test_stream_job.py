@@ -75,7 +75,7 @@ def lane(migrated: Settings) -> Iterator[Lane]:
     yield Lane(migrated)
 
 
-Headers = list[tuple[str, bytes]]
+Headers = list[tuple[str, str | bytes | None]]
 
 
 def produce(settings: Settings, topic: str, values: list[bytes], headers: list[Headers] | None = None) -> None:
@@ -129,19 +129,20 @@ def stored_keys(settings: Settings, tag: str) -> list[tuple[str, datetime]]:
     return [(r[0], r[1]) for r in rows]
 
 
-def invalid_records(tag: str, n: int) -> list[tuple[bytes, str]]:
-    """`n` invalid records of eight kinds, each (payload, the reason the job must give)."""
-    kinds = [
-        lambda i: (b"", "empty"),
-        lambda i: (b'{"truncated": %d' % i, "not_json"),
-        lambda i: (f"plain words {i}".encode(), "undecodable"),
-        lambda i: (json.dumps({**reading(f"{tag}-bad", i), "humidity": "wet"}).encode(), "wrong_type"),
-        lambda i: (json.dumps({**reading(f"{tag}-bad", i), "temperature": 999}).encode(), "out_of_range"),
-        lambda i: (json.dumps({"sensor_id": f"{tag}-bad", "seq": i}).encode(), "missing_values"),
-        lambda i: (json.dumps({**reading(f"{tag}-bad", i), "timestamp": f"day {i}"}).encode(), "bad_timestamp"),
-        lambda i: (str(i).encode(), "not_an_object"),
+def invalid_record(tag: str, i: int) -> tuple[bytes, str]:
+    """Invalid record number `i`, of one of eight kinds: (payload, the reason the job must give)."""
+    bad = reading(f"{tag}-bad", i)
+    kinds: list[tuple[bytes, str]] = [
+        (b"", "empty"),
+        (b'{"truncated": %d' % i, "not_json"),
+        (f"plain words {i}".encode(), "undecodable"),
+        (json.dumps({**bad, "humidity": "wet"}).encode(), "wrong_type"),
+        (json.dumps({**bad, "temperature": 999}).encode(), "out_of_range"),
+        (json.dumps({"sensor_id": f"{tag}-bad", "seq": i}).encode(), "missing_values"),
+        (json.dumps({**bad, "timestamp": f"day {i}"}).encode(), "bad_timestamp"),
+        (str(i).encode(), "not_an_object"),
     ]
-    return [kinds[i % len(kinds)](i) for i in range(n)]
+    return kinds[i % len(kinds)]
 
 
 def test_every_encoding_lands_once_in_database_and_lake_and_invalid_ones_are_rejected(
@@ -168,7 +169,7 @@ def test_every_encoding_lands_once_in_database_and_lake_and_invalid_ones_are_rej
     for moment in legacy:
         values.append(json.dumps({"timestamp": moment.timestamp(), "temperature": 18.0}).encode())
         headers.append([("mqtt_topic", b"sensors/data")])
-    invalid = invalid_records(lane.tag, invalid_count)
+    invalid = [invalid_record(lane.tag, i) for i in range(invalid_count)]
     values += [payload for payload, _ in invalid]
     headers += [[("mqtt_topic", f"sensors/{lane.tag}-bad/data".encode())] for _ in invalid]
     with psycopg.connect(migrated.postgres.dsn(), autocommit=True) as conn:

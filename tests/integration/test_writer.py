@@ -282,7 +282,7 @@ def test_the_stream_partition_writer_stores_arrow_readings_and_rejects_and_talli
     pg: PostgresSettings, owner: psycopg.Connection[Any]
 ) -> None:
     good, bad = sensor(), sensor()
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "time": T0 + timedelta(seconds=i),
             "sensor_id": good,
