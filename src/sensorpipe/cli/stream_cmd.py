@@ -17,6 +17,7 @@ from sensorpipe.jvm.jars import JarsError
 from sensorpipe.ops.metrics_server import MetricsPortError
 from sensorpipe.storage.errors import StorageError
 from sensorpipe.stream.checkpoints import CheckpointError, checkpoints, reset_checkpoints
+from sensorpipe.stream.lake_sink import LakeSinkError
 from sensorpipe.stream.runner import JobHandle, StreamFailed, job_totals, run_job
 
 
@@ -60,7 +61,7 @@ def stream(
     signal.signal(signal.SIGINT, on_signal)
     try:
         metrics = run_job(settings, available_now=available_now, handle=handle)
-    except (StreamFailed, JarsError, KafkaError, StorageError, MetricsPortError, CheckpointError) as e:
+    except (StreamFailed, JarsError, LakeSinkError, KafkaError, StorageError, MetricsPortError, CheckpointError) as e:
         fail(str(e))
     totals = job_totals(metrics)
     if json_:

@@ -48,9 +48,8 @@ class ParquetLakeSink:
         except (Py4JError, TypeError) as e:  # a missing class is a JavaPackage, which cannot be called
             raise LakeSinkError(
                 f"Spark {spark.version} has no {SINK_CLASS}(session, path, format, partitions, options), which"
-                " the lake sink relies on: install the pyspark version sensorpipe pins (`scripts/bootstrap`)"
+                " the lake sink relies on: install the pyspark version sensorpipe pins (`scripts/bootstrap.sh`)"
             ) from e
-        self.path = path
 
     def add_batch(self, batch_id: int, frame: DataFrame) -> None:
         """Write `frame` as batch `batch_id`; nothing happens when the log already holds that batch (a replay)."""
