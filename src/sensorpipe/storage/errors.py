@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
 
 import psycopg
 
@@ -30,3 +32,13 @@ def connection_error(pg: PostgresSettings, role: Role, error: psycopg.Operationa
         return f"{where} has no database {pg.database}: `sensorpipe stack up` creates it, or set postgres.database"
     detail = text.splitlines()[0] if text else "no detail"
     return f"{where} is unreachable as {user} ({detail}): is `sensorpipe stack up` running?"
+
+
+@contextmanager
+def connected(pg: PostgresSettings, role: Role) -> Iterator[psycopg.Connection[Any]]:
+    """An autocommit connection as `role`; a connection that fails, or breaks while in use, is a StorageError."""
+    try:
+        with psycopg.connect(pg.dsn(role=role), connect_timeout=5, autocommit=True) as conn:
+            yield conn
+    except psycopg.OperationalError as e:
+        raise StorageError(connection_error(pg, role, e)) from e

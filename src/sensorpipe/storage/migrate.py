@@ -18,7 +18,7 @@ import psycopg
 from psycopg import sql
 
 from sensorpipe.config import Settings
-from sensorpipe.storage.errors import StorageError, connection_error
+from sensorpipe.storage.errors import StorageError, connected
 from sensorpipe.storage.timescale import TimescaleOutcome, apply_timescale
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def migrate(settings: Settings) -> MigrationReport:
     pg = settings.postgres
     report = MigrationReport()
     try:
-        with psycopg.connect(pg.dsn(), connect_timeout=5, autocommit=True) as conn:
+        with connected(pg, "owner") as conn:
             conn.execute("select pg_advisory_lock(%s)", (_LOCK_KEY,))
             report.roles = _ensure_roles(conn, settings)
             _ensure_table(conn)
@@ -84,8 +84,6 @@ def migrate(settings: Settings) -> MigrationReport:
                 logger.info("applied migration %s", label)
                 report.applied.append(label)
             report.timescale = apply_timescale(conn, settings.timescale)
-    except psycopg.OperationalError as e:
-        raise StorageError(connection_error(pg, "owner", e)) from e
     except psycopg.errors.InsufficientPrivilege as e:
         raise StorageError(
             f"{pg.user} may not change {pg.database} ({e.diag.message_primary}): `db migrate` runs as the database"

@@ -8,7 +8,7 @@ from datetime import datetime
 import psycopg
 
 from sensorpipe.config import Settings
-from sensorpipe.storage.errors import StorageError, connection_error
+from sensorpipe.storage.errors import StorageError, connected
 
 TABLES = ("sensor_data", "sensor_data_1m", "sensor_metadata", "sensor_rejects")
 
@@ -37,14 +37,12 @@ class DbStats:
 def db_stats(settings: Settings) -> DbStats:
     pg = settings.postgres
     try:
-        with psycopg.connect(pg.dsn(role="reader"), connect_timeout=5, autocommit=True) as conn:
+        with connected(pg, "reader") as conn:
             hypertables = _hypertables(conn)
             row = conn.execute("select min(time), max(time), count(distinct sensor_id) from sensor_data").fetchone()
             assert row is not None
             counts = {table: _count(conn, table) for table in TABLES}
             sizes = [_size(conn, table, counts[table], table in hypertables) for table in TABLES]
-    except psycopg.OperationalError as e:
-        raise StorageError(connection_error(pg, "reader", e)) from e
     except psycopg.errors.UndefinedTable as e:
         raise StorageError(
             f"{e.diag.message_primary} in {pg.database} at {pg.host}:{pg.port}: run `sensorpipe db migrate`"

@@ -10,12 +10,11 @@ from __future__ import annotations
 import logging
 import time
 
-import psycopg
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from sensorpipe.config import Settings
-from sensorpipe.storage.errors import StorageError, connection_error
+from sensorpipe.storage.errors import connected
 
 logger = logging.getLogger(__name__)
 
@@ -24,12 +23,8 @@ SCHEMA = ", ".join(f"{name} string" for name in METADATA_COLUMNS)
 
 
 def read_metadata(settings: Settings) -> list[tuple[str, str | None, str | None, str | None]]:
-    pg = settings.postgres
-    try:
-        with psycopg.connect(pg.dsn(role="reader"), connect_timeout=5, autocommit=True) as conn:
-            return conn.execute(f"select {', '.join(METADATA_COLUMNS)} from sensor_metadata").fetchall()
-    except psycopg.OperationalError as e:
-        raise StorageError(connection_error(pg, "reader", e)) from e
+    with connected(settings.postgres, "reader") as conn:
+        return conn.execute(f"select {', '.join(METADATA_COLUMNS)} from sensor_metadata").fetchall()
 
 
 class SensorMetadata:
