@@ -58,6 +58,7 @@ from sensorpipe.ingest.kafka_client import client_config
 from sensorpipe.ingest.readings import HUMIDITY_RANGE, TEMPERATURE_RANGE
 from sensorpipe.ingest.topics import create_topics
 from sensorpipe.stack import Stack
+from sensorpipe.stack.process import cpu_seconds, group_cpu_seconds, group_members
 from sensorpipe.storage.lake import RAW, read_dataset
 from sensorpipe.storage.migrate import migrate
 from sensorpipe.storage.s3 import ensure_bucket
@@ -363,8 +364,25 @@ def lake_rows(lane: Lane, readings: int) -> int:
     return sum(1 for s in table.column("sensor_id").to_pylist() if s.startswith(lane.tag + "-"))
 
 
+def command_name(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return None
+
+
+def cpu_by_group(groups: dict[str, int], job: int) -> dict[str, float]:
+    """CPU seconds used so far by each service's process group, and by the job's JVM and its Python side
+    (driver, and the workers the JVM's Python daemon forks: their CPU lands in the daemon's when they exit)."""
+    out = {name: group_cpu_seconds(pgid) for name, pgid in groups.items()}
+    total = group_cpu_seconds(job)
+    out["job JVM"] = sum(cpu_seconds(pid) for pid in group_members(job) if command_name(pid) == "java")
+    out["job Python"] = total - out["job JVM"]
+    return out
+
+
 def throughput(
-    config: Path, settings: Settings, readings: int, batch: int, per_trigger: int, udf: bool
+    config: Path, settings: Settings, services: dict[str, int], readings: int, batch: int, per_trigger: int, udf: bool
 ) -> dict[str, Any]:
     lane = Lane(settings, "u" if udf else "n")
     err.print(f"pre-loading {readings:,} readings ({readings // batch:,} gateway batches) into {lane.topic} …")
@@ -374,14 +392,15 @@ def throughput(
     err.print(f"running the job ({'Python UDF' if udf else 'native'} decode) …")
     began = time.monotonic()
     process, log = start_job(config, lane, per_trigger_records, udf=udf)
-    samples: list[tuple[float, float]] = []
+    groups = [*services, "job JVM", "job Python"]
+    samples: list[tuple[float, float, dict[str, float]]] = []
     first_row = None
     while process.poll() is None and time.monotonic() - began < 1800:
         metrics = scrape()
         stored = stored_metric(metrics)
         now = time.monotonic()
         if stored is not None:
-            samples.append((now, stored))
+            samples.append((now, stored, cpu_by_group(services, process.pid)))
             if first_row is None and stored > 0:
                 first_row = now - began
             if stored >= readings and (stored_metric(metrics, "lake") or 0) >= readings:
@@ -395,7 +414,11 @@ def throughput(
     stored_total = totals["sink_rows"].get("database", 0)
     low = next((s for s in samples if s[1] >= 0.1 * readings), None)
     high = next((s for s in samples if s[1] >= 0.9 * readings), None)
-    rate = (high[1] - low[1]) / (high[0] - low[0]) if low and high and high[0] > low[0] else None
+    rate, cpu = None, {}
+    if low and high and high[0] > low[0]:
+        rate = (high[1] - low[1]) / (high[0] - low[0])
+        # CPU per 10,000 readings stored, per process group, over the same 10-90 % window.
+        cpu = {name: (high[2][name] - low[2][name]) / (high[1] - low[1]) * 10_000 for name in groups}
     with psycopg.connect(settings.postgres.dsn(), autocommit=True) as conn:
         row = conn.execute("select count(*) from sensor_data where sensor_id like %s", (lane.tag + "-%",)).fetchone()
     in_database = int(row[0]) if row else 0
@@ -411,6 +434,8 @@ def throughput(
         "in_database": in_database,
         "in_lake": lake_rows(lane, readings),
         "rejected": sum(totals["rejects"].values()),
+        "cpu_s_per_10k_readings": cpu,
+        "cpu_cores_busy": sum(cpu.values()) * (rate or 0) / 10_000,
     }
     for query in ("readings", "aggregates"):
         seconds = [d for _, d in durations.get(query, [])]
@@ -594,6 +619,7 @@ def main() -> None:
     parser.add_argument("--latency-duration", type=float, default=40.0, help="seconds of steady load measured")
     parser.add_argument("--latency-warmup", type=float, default=40.0, help="seconds of steady load before that")
     parser.add_argument("--skip-udf", action="store_true", help="leave out the Python UDF run")
+    parser.add_argument("--skip-latency", action="store_true", help="leave out the latency run")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--keep-logs", action="store_true", help="keep the jobs' logs (their path is printed)")
     args = parser.parse_args()
@@ -607,16 +633,19 @@ def main() -> None:
     try:
         stack.up()
         migrate(settings)
-        report["runs"].append(throughput(config, settings, args.readings, args.batch, args.per_trigger, False))
-        if not args.skip_udf:
-            report["runs"].append(throughput(config, settings, args.readings, args.batch, args.per_trigger, True))
+        services = {state.name: state.pid for state in stack.status() if state.pid}
+        for udf in (False, True)[: 1 if args.skip_udf else 2]:
+            report["runs"].append(
+                throughput(config, settings, services, args.readings, args.batch, args.per_trigger, udf)
+            )
         sustained = report["runs"][0]["readings_per_s"] or 10_000.0
         rate = args.rate or min(sustained / 2, 25_000.0)
         with psycopg.connect(settings.postgres.dsn(), autocommit=True) as conn:
             conn.execute("analyze sensor_data")
-        report["latency"] = latency(
-            config, settings, rate, args.latency_duration, args.latency_warmup, args.batch, args.per_trigger
-        )
+        if not args.skip_latency:
+            report["latency"] = latency(
+                config, settings, rate, args.latency_duration, args.latency_warmup, args.batch, args.per_trigger
+            )
     finally:
         for process in _started:
             if process.poll() is None:
@@ -660,10 +689,25 @@ def print_report(report: dict[str, Any]) -> None:
             f"{run['rejected']:,}",
         )
     console.print(table)
+    table = Table(title="CPU seconds per 10,000 readings stored (10-90 %), per process group, on 2 cores")
+    groups = list(report["runs"][0]["cpu_s_per_10k_readings"])
+    for column in ("decode", *groups, "total", "cores busy"):
+        table.add_column(column, justify="right")
+    for run in report["runs"]:
+        cpu = run["cpu_s_per_10k_readings"]
+        table.add_row(
+            run["decode"],
+            *(_f(cpu.get(name), ".2f") for name in groups),
+            _f(sum(cpu.values()), ".2f"),
+            _f(run["cpu_cores_busy"], ".2f"),
+        )
+    console.print(table)
     if len(report["runs"]) == 2 and report["runs"][0]["readings_per_s"] and report["runs"][1]["readings_per_s"]:
         ratio = report["runs"][0]["readings_per_s"] / report["runs"][1]["readings_per_s"]
         console.print(f"native decode: {ratio:.1f}x the readings/s of the Python UDF decode (same job, same sinks)")
-    lat = report["latency"]
+    lat = report.get("latency")
+    if lat is None:
+        return
     table = Table(title="Kafka append → row queryable in sensor_data, job running at a 1 s trigger")
     for column in ("target/s", "achieved/s", "records", "p50", "p95", "p99", "max", "ingested_at p50", "p99"):
         table.add_column(column, justify="right")

@@ -172,13 +172,17 @@ def rss_bytes(pid: int) -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) a process has used so far, 0 when it is gone."""
+    """CPU time (user + system) a process has used so far, with its exited children it waited for; 0 if gone."""
     fields = stat_fields(pid)
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS if fields else 0.0
+    return sum(int(value) for value in fields[11:15]) / _CLOCK_TICKS if fields else 0.0
 
 
 def group_cpu_seconds(pgid: int) -> float:
-    """CPU time of a service: its leader and every process of its group."""
+    """CPU time a process group has used so far, its exited processes included.
+
+    A process that exited and was waited for (a PostgreSQL backend, a Spark Python worker) counts in its
+    parent's children's time, and only there: summing over the live members counts each process once.
+    """
     return sum(cpu_seconds(pid) for pid in group_members(pgid) or [pgid])
 
 
