@@ -58,7 +58,7 @@ from sensorpipe.ingest.kafka_client import client_config
 from sensorpipe.ingest.readings import HUMIDITY_RANGE, TEMPERATURE_RANGE
 from sensorpipe.ingest.topics import create_topics
 from sensorpipe.stack import Stack
-from sensorpipe.stack.process import cpu_seconds, group_cpu_seconds, group_members
+from sensorpipe.stack.process import cpu_seconds, descendants, tree_cpu_seconds
 from sensorpipe.storage.lake import RAW, read_dataset
 from sensorpipe.storage.migrate import migrate
 from sensorpipe.storage.s3 import ensure_bucket
@@ -374,9 +374,9 @@ def command_name(pid: int) -> str | None:
 def cpu_by_group(groups: dict[str, int], job: int) -> dict[str, float]:
     """CPU seconds used so far by each service's process group, and by the job's JVM and its Python side
     (driver, and the workers the JVM's Python daemon forks: their CPU lands in the daemon's when they exit)."""
-    out = {name: group_cpu_seconds(pgid) for name, pgid in groups.items()}
-    total = group_cpu_seconds(job)
-    out["job JVM"] = sum(cpu_seconds(pid) for pid in group_members(job) if command_name(pid) == "java")
+    out = {name: tree_cpu_seconds(pgid) for name, pgid in groups.items()}
+    total = tree_cpu_seconds(job)
+    out["job JVM"] = sum(cpu_seconds(pid) for pid in descendants(job) if command_name(pid) == "java")
     out["job Python"] = total - out["job JVM"]
     return out
 

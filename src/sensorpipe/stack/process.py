@@ -177,13 +177,29 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(value) for value in fields[11:15]) / _CLOCK_TICKS if fields else 0.0
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """CPU time a process group has used so far, its exited processes included.
+def descendants(pid: int) -> list[int]:
+    """Live processes under `pid` (children, their children, ...), zombies excluded."""
+    children: dict[int, list[int]] = {}
+    for proc in Path("/proc").iterdir():
+        fields = stat_fields(int(proc.name)) if proc.name.isdigit() else None
+        if fields and fields[0] != "Z":
+            children.setdefault(int(fields[1]), []).append(int(proc.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
-    A process that exited and was waited for (a PostgreSQL backend, a Spark Python worker) counts in its
-    parent's children's time, and only there: summing over the live members counts each process once.
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time a process and everything it started have used so far, exited processes included.
+
+    By tree, not process group: Spark's Python daemon moves itself and its workers into a group of their
+    own. A process that exited and was waited for (a PostgreSQL backend, a Spark Python worker) counts in
+    its parent's children's time, and only there: summing over the live ones counts each process once.
     """
-    return sum(cpu_seconds(pid) for pid in group_members(pgid) or [pgid])
+    return sum(cpu_seconds(p) for p in (pid, *descendants(pid)))
 
 
 def group_rss_bytes(pgid: int) -> int:
