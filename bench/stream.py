@@ -3,11 +3,13 @@
 1. Sustained throughput: N readings pre-loaded into a fresh topic as gateway batches (JSON arrays of
    `--batch` ~100-byte readings), then `sensorpipe stream` (all its queries, as in production) at a 1 s
    trigger with `--per-trigger` readings per micro-batch at most, stopped once every reading is stored.
-   Readings stored in `sensor_data` per second between 10 % and 90 % of N (Spark's start-up is outside),
+   Readings stored in `sensor_data` per second after the first `--warmup` readings (Spark's start-up, JIT
+   compilation of the generated code: a third of the rate in a run's first half minute) until the last,
    sampled from the job's metrics endpoint (`sensorpipe_stream_sink_rows_total{sink="database"}`; the
-   `readings` query writes the lake in the same micro-batch, right after the database); micro-batch
-   duration p50/p99 of the `readings` and `aggregates` queries from their progress lines (trigger start to
-   commit, the first batch of each left out as start-up); the database and the lake must hold N rows.
+   `readings` query writes the lake in the same micro-batch as the database); micro-batch duration
+   p50/p99 of the `readings` and `aggregates` queries from their progress lines (trigger start to commit,
+   after warm-up); CPU per 10,000 readings of each service and of the job's JVM and Python processes; the
+   database and the lake must hold every reading.
 2. The same job with decoding done by a plain Python UDF (`@udf` over the Kafka value, pickled rows)
    instead of the job's native Column expressions: the job and its sinks are the real ones, only its
    `decode` is swapped in a bench-only process (the product's decode.py is not touched).
@@ -25,7 +27,7 @@ write nothing there (and `aggregates_lake` then fails on a state version never w
 
 Runs its own stack in a fresh home on ports 26000+ (a stack on the default ports keeps running):
 
-    .venv/bin/python bench/stream.py [--readings 500000] [--batch 50] [--per-trigger 50000] [--json]
+    .venv/bin/python bench/stream.py [--warmup 300000] [--readings 600000] [--batch 50] [--per-trigger 50000] [--json]
 """
 
 from __future__ import annotations
@@ -344,17 +346,18 @@ def quantile(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
-def batch_durations(log: Path) -> dict[str, list[tuple[int, float]]]:
-    """Per query: (Kafka records, seconds) of each micro-batch that read something, from the progress lines,
-    without the query's first such batch (code generation, connections, first checkpoint files: start-up)."""
+def batch_durations(log: Path, skip_rows: int = 0) -> dict[str, list[tuple[int, float]]]:
+    """Per query: (rows, seconds) of each micro-batch that read something, from the progress lines, without
+    the query's first such batch (code generation, connections, first checkpoint files: start-up) and the
+    batches within its first `skip_rows` rows (warm-up)."""
     out: dict[str, list[tuple[int, float]]] = {}
-    first: set[str] = set()
+    seen: dict[str, int] = {}
     for match in BATCH_LINE.finditer(log.read_text(errors="replace")):
         query, rows = match.group(1), int(match.group(3).replace(",", ""))
-        if rows and query in first:
+        if rows and query in seen and seen[query] >= skip_rows:
             out.setdefault(query, []).append((rows, float(match.group(4))))
-        elif rows:
-            first.add(query)
+        if rows:
+            seen[query] = seen.get(query, 0) + rows
     return out
 
 
@@ -371,6 +374,16 @@ def command_name(pid: int) -> str | None:
         return None
 
 
+def deciles(samples: list[tuple[float, float, dict[str, float]]], start: int, readings: int) -> list[float | None]:
+    """Readings/s stored within each tenth of the measured readings: how steady the rate is."""
+    out: list[float | None] = []
+    for tenth in range(10):
+        low = next((s for s in samples if s[1] >= start + tenth / 10 * readings), None)
+        high = next((s for s in samples if s[1] >= start + (tenth + 1) / 10 * readings), None)
+        out.append((high[1] - low[1]) / (high[0] - low[0]) if low and high and high[0] > low[0] else None)
+    return out
+
+
 def cpu_by_group(groups: dict[str, int], job: int) -> dict[str, float]:
     """CPU seconds used so far by each service's process group, and by the job's JVM and its Python side
     (driver, and the workers the JVM's Python daemon forks: their CPU lands in the daemon's when they exit)."""
@@ -382,12 +395,20 @@ def cpu_by_group(groups: dict[str, int], job: int) -> dict[str, float]:
 
 
 def throughput(
-    config: Path, settings: Settings, services: dict[str, int], readings: int, batch: int, per_trigger: int, udf: bool
+    config: Path,
+    settings: Settings,
+    services: dict[str, int],
+    warmup: int,
+    measured: int,
+    batch: int,
+    per_trigger: int,
+    udf: bool,
 ) -> dict[str, Any]:
     lane = Lane(settings, "u" if udf else "n")
+    warmup, measured = warmup // batch * batch, measured // batch * batch
+    readings = warmup + measured
     err.print(f"pre-loading {readings:,} readings ({readings // batch:,} gateway batches) into {lane.topic} …")
     preload(lane, readings, batch)
-    readings = readings // batch * batch
     per_trigger_records = max(1, per_trigger // batch)
     err.print(f"running the job ({'Python UDF' if udf else 'native'} decode) …")
     began = time.monotonic()
@@ -412,20 +433,25 @@ def throughput(
         raise SystemExit(f"the job failed ({process.returncode}); its log: {log}\n{log.read_text()[-3000:]}")
     totals = json.loads(out)
     stored_total = totals["sink_rows"].get("database", 0)
-    low = next((s for s in samples if s[1] >= 0.1 * readings), None)
-    high = next((s for s in samples if s[1] >= 0.9 * readings), None)
+    measuring = [s for s in samples if s[1] >= warmup]
+    low, high = (measuring[0], measuring[-1]) if measuring else (None, None)
     rate, cpu = None, {}
     if low and high and high[0] > low[0]:
         rate = (high[1] - low[1]) / (high[0] - low[0])
-        # CPU per 10,000 readings stored, per process group, over the same 10-90 % window.
+        # CPU per 10,000 readings stored, per process group, over the same window.
         cpu = {name: (high[2][name] - low[2][name]) / (high[1] - low[1]) * 10_000 for name in groups}
     with psycopg.connect(settings.postgres.dsn(), autocommit=True) as conn:
         row = conn.execute("select count(*) from sensor_data where sensor_id like %s", (lane.tag + "-%",)).fetchone()
     in_database = int(row[0]) if row else 0
-    durations = batch_durations(log)
+    # The readings query's rows are Kafka records; the aggregates' are readings (lake rows).
+    durations = {
+        "readings": batch_durations(log, warmup // batch).get("readings", []),
+        "aggregates": batch_durations(log, warmup).get("aggregates", []),
+    }
     result: dict[str, Any] = {
         "decode": "python_udf" if udf else "native",
         "readings": readings,
+        "warmup_readings": warmup,
         "per_trigger_readings": per_trigger_records * batch,
         "readings_per_s": rate,
         "first_row_after_s": first_row,
@@ -434,6 +460,7 @@ def throughput(
         "in_database": in_database,
         "in_lake": lake_rows(lane, readings),
         "rejected": sum(totals["rejects"].values()),
+        "readings_per_s_by_decile": deciles(measuring, warmup, measured),
         "cpu_s_per_10k_readings": cpu,
         "cpu_cores_busy": sum(cpu.values()) * (rate or 0) / 10_000,
     }
@@ -612,7 +639,10 @@ def main() -> None:
         run_udf_job(sys.argv[2:])
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--readings", type=int, default=500_000, help="readings pre-loaded per throughput run")
+    parser.add_argument("--readings", type=int, default=600_000, help="readings measured per throughput run")
+    parser.add_argument(
+        "--warmup", type=int, default=300_000, help="readings stored before measuring (JIT, first batches)"
+    )
     parser.add_argument("--batch", type=int, default=50, help="readings per gateway batch (Kafka record)")
     parser.add_argument("--per-trigger", type=int, default=50_000, help="readings per micro-batch at most")
     parser.add_argument("--rate", type=float, help="readings/s of the latency run (default: half the sustained)")
@@ -620,6 +650,7 @@ def main() -> None:
     parser.add_argument("--latency-warmup", type=float, default=40.0, help="seconds of steady load before that")
     parser.add_argument("--skip-udf", action="store_true", help="leave out the Python UDF run")
     parser.add_argument("--skip-latency", action="store_true", help="leave out the latency run")
+    parser.add_argument("--latency-only", action="store_true", help="only the latency run (give --rate)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--keep-logs", action="store_true", help="keep the jobs' logs (their path is printed)")
     args = parser.parse_args()
@@ -634,11 +665,13 @@ def main() -> None:
         stack.up()
         migrate(settings)
         services = {state.name: state.pid for state in stack.status() if state.pid}
-        for udf in (False, True)[: 1 if args.skip_udf else 2]:
+        if args.latency_only and not args.rate:
+            parser.error("--latency-only needs --rate")
+        for udf in () if args.latency_only else (False, True)[: 1 if args.skip_udf else 2]:
             report["runs"].append(
-                throughput(config, settings, services, args.readings, args.batch, args.per_trigger, udf)
+                throughput(config, settings, services, args.warmup, args.readings, args.batch, args.per_trigger, udf)
             )
-        sustained = report["runs"][0]["readings_per_s"] or 10_000.0
+        sustained = (report["runs"][0]["readings_per_s"] if report["runs"] else None) or 10_000.0
         rate = args.rate or min(sustained / 2, 25_000.0)
         with psycopg.connect(settings.postgres.dsn(), autocommit=True) as conn:
             conn.execute("analyze sensor_data")
@@ -669,8 +702,14 @@ def _f(value: float | None, fmt: str = ",.0f", unit: str = "") -> str:
 
 def print_report(report: dict[str, Any]) -> None:
     console = Console(width=170)
+    if report["runs"]:
+        print_throughput(console, report)
+    print_latency(console, report)
+
+
+def print_throughput(console: Console, report: dict[str, Any]) -> None:
     table = Table(title=f"stream job on a pre-loaded topic (gateway batches of {report['batch']})")
-    columns = ("decode", "readings", "per trigger", "readings/s (10-90 %)", "first row after", "readings batch p50")
+    columns = ("decode", "readings", "per trigger", "readings/s measured", "first row after", "readings batch p50")
     for column in (*columns, "p99", "aggregates batch p50", "p99", "in database", "in lake", "rejected"):
         table.add_column(column, justify="right")
     for run in report["runs"]:
@@ -689,7 +728,7 @@ def print_report(report: dict[str, Any]) -> None:
             f"{run['rejected']:,}",
         )
     console.print(table)
-    table = Table(title="CPU seconds per 10,000 readings stored (10-90 %), per process group, on 2 cores")
+    table = Table(title="CPU seconds per 10,000 readings stored after warm-up, per process group, on 2 cores")
     groups = list(report["runs"][0]["cpu_s_per_10k_readings"])
     for column in ("decode", *groups, "total", "cores busy"):
         table.add_column(column, justify="right")
@@ -705,6 +744,9 @@ def print_report(report: dict[str, Any]) -> None:
     if len(report["runs"]) == 2 and report["runs"][0]["readings_per_s"] and report["runs"][1]["readings_per_s"]:
         ratio = report["runs"][0]["readings_per_s"] / report["runs"][1]["readings_per_s"]
         console.print(f"native decode: {ratio:.1f}x the readings/s of the Python UDF decode (same job, same sinks)")
+
+
+def print_latency(console: Console, report: dict[str, Any]) -> None:
     lat = report.get("latency")
     if lat is None:
         return
