@@ -16,7 +16,6 @@ from pydantic import SecretStr
 from sensorpipe.config import PostgresSettings, Settings
 from sensorpipe.storage.migrate import migrate
 from sensorpipe.storage.writer import DatabaseWriter, InvalidBatch, StorageError
-from sensorpipe.stream.sinks import DATABASE_COLUMNS, ENCODING, REJECTED, SKIPPED, STORED, Tally, readings_writer
 
 pytestmark = pytest.mark.integration
 
@@ -276,47 +275,3 @@ def test_bad_password_names_the_settings_to_check(pg: PostgresSettings) -> None:
     with DatabaseWriter(wrong) as writer, pytest.raises(StorageError) as caught:
         writer.write_readings(readings(sensor(), 1))
     assert f"refused {pg.writer_user}: check postgres.writer_user/writer_password" in str(caught.value)
-
-
-def test_the_stream_partition_writer_stores_arrow_readings_and_rejects_and_tallies_them(
-    pg: PostgresSettings, owner: psycopg.Connection[Any]
-) -> None:
-    good, bad = sensor(), sensor()
-    rows: list[dict[str, Any]] = [
-        {
-            "time": T0 + timedelta(seconds=i),
-            "sensor_id": good,
-            "temperature": 21.5,
-            "humidity": 40.0,
-            "raw_data": json.dumps({"sensor_id": good, "temperature": 21.5}),
-            "time_source": "payload",
-            "kafka_partition": 0,
-            "kafka_offset": i,
-            "reason": None,
-            "detail": None,
-            "payload": None,
-            "kafka_topic": f"topic-{bad}",
-            "element": 0,
-            "encoding": "raw_json",
-        }
-        for i in range(3)
-    ]
-    rows.append({**rows[0], "sensor_id": bad, "reason": "out_of_range", "detail": "temperature 999", "payload": b"{}"})
-    rows[-1].update(kafka_offset=9, time=None, raw_data=None)
-    types = {"time": pa.timestamp("us", tz="UTC"), "payload": pa.binary(), "kafka_offset": pa.int64()}
-    types |= {"temperature": pa.float64(), "humidity": pa.float64()}
-    types |= {"kafka_partition": pa.int32(), "element": pa.int32()}
-    schema = pa.schema([(name, types.get(name, pa.string())) for name in DATABASE_COLUMNS])  # as Spark sends them
-    batch = pa.RecordBatch.from_pylist(rows, schema=schema)
-    write = readings_writer(pg)
-
-    tallies = [pa.Table.from_batches([t]).to_pylist() for t in write([batch, batch])]  # a batch given twice
-
-    assert count(owner, good) == 3
-    stored = owner.execute("select reason, kafka_offset from sensor_rejects where kafka_topic = %s", (f"topic-{bad}",))
-    assert stored.fetchall() == [("out_of_range", 9)]
-    tally = Tally().add((t["kind"], t["label"], t["rows"]) for t in tallies[0])
-    assert tally.of(ENCODING) == {"raw_json": 8}
-    assert tally.of(REJECTED) == {"out_of_range": 2}
-    assert tally.counts[(STORED, "sensor_data")] == 3 and tally.counts[(SKIPPED, "sensor_data")] == 3
-    assert tally.rows("sensor_rejects") == 2

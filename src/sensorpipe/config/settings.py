@@ -125,6 +125,10 @@ class StreamSettings(_Section):
     aggregates_trigger: str = Field(
         "10 seconds", description="micro-batch interval of the one-minute aggregates (each batch has a fixed cost)"
     )
+    lake_aggregates_trigger: str = Field(
+        "1 minute",
+        description="how often final minutes (past the watermark) are written to the lake's agg_1m",
+    )
     max_offsets_per_trigger: int | None = Field(
         200_000, ge=1, description="Kafka records per micro-batch at most; unset: no limit"
     )

@@ -2,15 +2,16 @@
 
 Three streaming queries share one SparkSession, each with its own stable checkpoint (stream/checkpoints.py):
 
-- `readings`: reads Kafka and decodes each record once. Its foreachBatch writes valid readings and
-  rejects to the database from the executors (`foreachPartition` with the storage writer, idempotent),
-  rejects to the dead-letter topic, and the valid readings, enriched with `sensor_metadata`, to the lake's
-  `raw/date=…/hour=…` through Spark's file sink (stream/lake_sink.py), whose log makes the lake exactly once.
+- `readings`: reads Kafka and decodes each record once, in one Spark job per micro-batch: each task's
+  partition writer (stream/sinks.py) stores valid readings and rejects in the database (binary COPY,
+  idempotent), publishes the rejects to the dead-letter topic, and hands the stored readings on, enriched
+  with `sensor_metadata`, to the lake's `raw/date=…/hour=…` through Spark's file sink
+  (stream/lake_sink.py), whose log makes the lake exactly once.
 - `aggregates`: one-minute windows per sensor with a watermark, read from the lake's `raw` as a file
   stream (through its sink log: committed batches only, each once), in update mode: a window is upserted
   again whenever late data (within the watermark) changes it.
 - `aggregates_lake`: the same windows in append mode to the lake's `agg_1m`: each window once, final,
-  after the watermark passed it (a file sink cannot take updates).
+  after the watermark passed it (a file sink cannot take updates); every `stream.lake_aggregates_trigger`.
 
 The aggregates read the lake rather than Kafka so that nothing is decoded twice; they trail the readings
 by one trigger. Exactly once end to end: Kafka offsets and lake files read live in the checkpoints, and
@@ -22,6 +23,7 @@ to it twice, under the same key.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 
 from pyspark.sql import DataFrame, SparkSession
@@ -33,7 +35,7 @@ from sensorpipe.config import Settings
 from sensorpipe.storage.lake import AGG_1M, DATE_COLUMN, HOUR_COLUMN, RAW, dataset_uri
 from sensorpipe.storage.writer import AGGREGATE_COLUMNS
 from sensorpipe.stream.checkpoints import checkpoint_uri
-from sensorpipe.stream.decode import as_writer_columns, decode, rejected_records, valid_readings
+from sensorpipe.stream.decode import as_writer_columns, decode, valid_readings
 from sensorpipe.stream.enrichment import SensorMetadata
 from sensorpipe.stream.lake_sink import ParquetLakeSink
 from sensorpipe.stream.monitoring import StreamMetrics
@@ -43,6 +45,7 @@ from sensorpipe.stream.sinks import (
     REJECTED,
     TALLY_SCHEMA,
     Tally,
+    TallyParam,
     aggregates_writer,
     readings_writer,
 )
@@ -110,68 +113,37 @@ def _windows(readings: DataFrame, settings: Settings) -> DataFrame:
     )
 
 
-def _dead_letter_topic(decoded: DataFrame, settings: Settings) -> None:
-    """The batch's rejects onto the dead-letter topic, keyed by their Kafka coordinates and element."""
-    (
-        rejected_records(decoded)
-        .select(
-            # The reject's identity: a replayed batch republishes under the same key (compaction drops it).
-            F.concat_ws(":", "kafka_topic", "kafka_partition", "kafka_offset", "element").alias("key"),
-            F.to_json(
-                F.struct(
-                    "reason",
-                    "detail",
-                    F.base64("payload").alias("payload_base64"),
-                    "kafka_topic",
-                    "kafka_partition",
-                    "kafka_offset",
-                    "element",
-                )
-            ).alias("value"),
-        )
-        .write.format("kafka")
-        .option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
-        .option("topic", settings.kafka.dlq_topic)
-        .save()
-    )
-
-
 def _record(tally: Tally, metrics: StreamMetrics) -> None:
     for encoding, n in tally.of(ENCODING).items():
         metrics.count_encoding(n, encoding)
     for reason, n in tally.of(REJECTED).items():
         metrics.count_rejects(n, reason)
+    stored = tally.rows("sensor_data")
+    metrics.count_sink_rows("database", stored)
+    metrics.count_sink_rows("lake", stored)
 
 
 def _readings_batch(
     spark: SparkSession, settings: Settings, metrics: StreamMetrics
 ) -> Callable[[DataFrame, int], None]:
-    """foreachBatch of the `readings` query: the database from the executors, dead letters, then the lake.
+    """foreachBatch of the `readings` query: one Spark job from Kafka to the database, dead letters and lake.
 
-    The decoded batch is cached: the database pass computes it (Kafka read and decode) once, and the
-    lake and dead-letter passes reuse it.
+    Each task decodes its records, and its partition writer (stream/sinks.py) stores them in the database,
+    publishes the rejects, and hands on the stored valid readings, which the same task enriches and writes
+    to the lake. Nothing is cached or computed twice, and a lake file exists only for readings already in
+    the database. A batch the lake's log holds already (a replay after a crash between the lake's commit
+    and the query's) is skipped as a whole: its database writes were done before its lake files.
     """
-    write_database = readings_writer(settings.postgres)
     lake = ParquetLakeSink(spark, dataset_uri(settings, RAW), (DATE_COLUMN, HOUR_COLUMN))
     metadata = SensorMetadata(spark, settings)
 
     def run(batch: DataFrame, batch_id: int) -> None:
-        batch.persist()
-        try:
-            written = as_writer_columns(batch, DATABASE_COLUMNS).mapInArrow(write_database, TALLY_SCHEMA)
-            tally = Tally().add(written.collect())
-            _record(tally, metrics)
-            valid = tally.rows("sensor_data")
-            metrics.count_sink_rows("database", valid)
-            if tally.of(REJECTED):
-                _dead_letter_topic(batch, settings)
-            if valid:
-                readings = valid_readings(batch)
-                lake_rows = _partitioned(metadata.enrich(readings), "time").coalesce(LAKE_FILES_PER_BATCH)
-                lake.add_batch(batch_id, lake_rows)
-                metrics.count_sink_rows("lake", valid)
-        finally:
-            batch.unpersist()
+        tally = spark.sparkContext.accumulator(Counter(), TallyParam())
+        stored = as_writer_columns(batch, DATABASE_COLUMNS).mapInArrow(
+            readings_writer(settings, tally.add), valid_readings(batch).schema
+        )
+        lake.add_batch(batch_id, _partitioned(metadata.enrich(stored), "time").coalesce(LAKE_FILES_PER_BATCH))
+        _record(Tally(tally.value), metrics)
 
     return run
 
@@ -187,16 +159,20 @@ def _aggregates_batch(settings: Settings, metrics: StreamMetrics) -> Callable[[D
 
 
 def _writer(frame: DataFrame, name: str, settings: Settings, available_now: bool) -> DataStreamWriter:
-    readings = name == "readings"
     # A query runs its jobs in the scheduler pool set when it starts (session.py sets FAIR scheduling):
     # the readings get half the cores whenever they have work, however busy the aggregates are.
-    pool = "readings" if readings else "aggregates"
+    pool = "readings" if name == "readings" else "aggregates"
     frame.sparkSession.sparkContext.setLocalProperty("spark.scheduler.pool", pool)
     stream = frame.writeStream.queryName(name).option("checkpointLocation", checkpoint_uri(settings, name))
     if available_now:
         return stream.trigger(availableNow=True)
-    interval = settings.stream.trigger if readings else settings.stream.aggregates_trigger
-    return stream.trigger(processingTime=interval)
+    intervals = {
+        "readings": settings.stream.trigger,
+        "aggregates": settings.stream.aggregates_trigger,
+        # A minute becomes final once a minute at most: checking every few seconds only costs batches.
+        "aggregates_lake": settings.stream.lake_aggregates_trigger,
+    }
+    return stream.trigger(processingTime=intervals[name])
 
 
 def start_readings(

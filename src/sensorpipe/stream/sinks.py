@@ -2,10 +2,10 @@
 
 Nothing here runs on the driver and no row is collected to it (DESIGN.md: "the database sink writes
 from executors with COPY"). The functions are `mapInArrow` functions: Spark hands each partition to a
-Python worker as Arrow record batches (columnar, timestamps as UTC instants, no per-row pickling), the
-storage writer COPYs them, and each partition returns only a tally of what it did: a few rows the
-driver sums into the job's metrics. The functions are built from the settings on the driver and hold no
-connection until a partition arrives.
+Python worker as Arrow record batches (columnar, timestamps as UTC instants, no per-row pickling) and
+the storage writer COPYs them. The readings writer hands the stored readings back to Spark, for the lake
+in the same task, and its tally to an accumulator; the aggregates writer returns its tally as rows. The
+functions are built from the settings on the driver and hold no connection until a partition arrives.
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from pyspark.accumulators import AccumulatorParam
 
-from sensorpipe.config import PostgresSettings
+from sensorpipe.config import PostgresSettings, Settings
 from sensorpipe.storage.writer import READING_COLUMNS, REJECT_COLUMNS, DatabaseWriter
+from sensorpipe.stream.dead_letters import DeadLetters
 
 TALLY_SCHEMA = "kind string, label string, rows long"
 """What a partition writer returns: (kind, label, rows) per thing it counted."""
@@ -54,6 +56,19 @@ class Tally:
         return self.counts[(STORED, table)] + self.counts[(SKIPPED, table)]
 
 
+class TallyParam(AccumulatorParam[Counter[tuple[str, str]]]):
+    """A Spark accumulator of tally counts: each partition writer adds its own, the driver reads the sum."""
+
+    def zero(self, value: Counter[tuple[str, str]]) -> Counter[tuple[str, str]]:
+        return Counter()
+
+    def addInPlace(
+        self, value1: Counter[tuple[str, str]], value2: Counter[tuple[str, str]]
+    ) -> Counter[tuple[str, str]]:
+        value1.update(value2)
+        return value1
+
+
 _TALLY_ARROW = pa.schema([("kind", pa.string()), ("label", pa.string()), ("rows", pa.int64())])
 
 
@@ -67,16 +82,20 @@ def _value_counts(column: pa.Array | pa.ChunkedArray) -> Iterator[tuple[str, int
         yield str(entry["values"]), int(entry["counts"])
 
 
-def readings_writer(settings: PostgresSettings) -> ArrowWriter:
-    """Valid readings into `sensor_data` and rejects into `sensor_rejects`, both idempotent.
+def readings_writer(settings: Settings, report: Callable[[Counter[tuple[str, str]]], None]) -> ArrowWriter:
+    """Valid readings into `sensor_data`, rejects into `sensor_rejects` (both idempotent) and onto the
+    dead-letter topic; yields the valid readings (READING_COLUMNS), stored, for the lake.
 
-    Input: the decoded rows as DATABASE_COLUMNS (a reading is valid when `reason` is null). Tally:
-    records per encoding (their element 0), rejects per reason, rows stored and skipped per table.
+    Input: the decoded rows as DATABASE_COLUMNS (a reading is valid when `reason` is null). The tally
+    (records per encoding, their element 0; rejects per reason; rows stored and skipped per table) goes
+    to `report` once the partition is done: the job passes a Spark accumulator's `add`, because this
+    function's output is the readings themselves.
     """
 
     def write(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         counts: Counter[tuple[str, str]] = Counter()
-        with DatabaseWriter(settings, application_name="sensorpipe-stream") as writer:
+        dead_letters = DeadLetters(settings.kafka)
+        with DatabaseWriter(settings.postgres, application_name="sensorpipe-stream") as writer:
             for batch in batches:
                 table = pa.Table.from_batches([batch])
                 firsts = table.filter(pc.equal(table["element"], 0))
@@ -84,16 +103,19 @@ def readings_writer(settings: PostgresSettings) -> ArrowWriter:
                 valid = table.filter(pc.is_null(table["reason"])).select(list(READING_COLUMNS))
                 rejects = table.filter(pc.is_valid(table["reason"])).select(list(REJECT_COLUMNS))
                 counts.update({(REJECTED, label): n for label, n in _value_counts(rejects["reason"])})
-                if valid.num_rows:
-                    result = writer.write_readings(valid)
-                    counts[(STORED, "sensor_data")] += result.written
-                    counts[(SKIPPED, "sensor_data")] += result.skipped
                 if rejects.num_rows:
                     columns = [rejects[name].to_pylist() for name in REJECT_COLUMNS]
                     result = writer.write_rejects(zip(*columns, strict=True))
                     counts[(STORED, "sensor_rejects")] += result.written
                     counts[(SKIPPED, "sensor_rejects")] += result.skipped
-        yield _tally_batch(counts)
+                    dead_letters.publish(rejects)
+                if valid.num_rows:
+                    result = writer.write_readings(valid)
+                    counts[(STORED, "sensor_data")] += result.written
+                    counts[(SKIPPED, "sensor_data")] += result.skipped
+                    yield from valid.to_batches()
+        dead_letters.close()
+        report(counts)
 
     return write
 
