@@ -170,6 +170,9 @@ def test_every_encoding_lands_once_in_database_and_lake_and_invalid_ones_are_rej
         values.append(json.dumps({"timestamp": moment.timestamp(), "temperature": 18.0}).encode())
         headers.append([("mqtt_topic", b"sensors/data")])
     invalid = [invalid_record(lane.tag, i) for i in range(invalid_count)]
+    # A lone surrogate escape: JSON that Spark's parser and PostgreSQL's jsonb refuse, alone or in a batch.
+    lone = {**reading(f"{lane.tag}-bad", 0), "note": "\ud800 \u00e9"}
+    invalid += [(json.dumps(payload).encode(), "not_json") for payload in (lone, [lone, reading(lane.tag, 0)])]
     values += [payload for payload, _ in invalid]
     headers += [[("mqtt_topic", f"sensors/{lane.tag}-bad/data".encode())] for _ in invalid]
     with psycopg.connect(migrated.postgres.dsn(), autocommit=True) as conn:
