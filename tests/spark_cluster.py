@@ -98,7 +98,7 @@ def _wait_for_worker(cluster: SparkCluster, processes: list[subprocess.Popen[byt
                 raise AssertionError(f"{process.args!r} exited ({process.returncode}):\n{log.read_text()[-3000:]}")
         try:
             workers = cluster.state().get("workers", [])
-        except OSError:
+        except (OSError, ValueError):  # not listening yet, or (seen once, in CI) an HTML page before the JSON
             workers = []
         if any(w.get("state") == "ALIVE" for w in workers):
             return
