@@ -17,7 +17,7 @@ import pytest
 from sensorpipe.config import Settings, load_settings
 from sensorpipe.storage.writer import READING_COLUMNS, REJECT_COLUMNS
 from sensorpipe.stream import build_session
-from sensorpipe.stream.decode import ENCODINGS, REASONS, decode, rejected_records, valid_readings
+from sensorpipe.stream.decode import ENCODINGS, REASONS, as_writer_columns, decode, valid_readings
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, Row, SparkSession
@@ -322,7 +322,7 @@ def test_reasons_are_the_documented_ones(by_case: dict[str, list[Row]]) -> None:
 
 def test_valid_readings_and_rejects_have_the_writers_columns(decoded: DataFrame) -> None:
     readings = valid_readings(decoded)
-    rejects = rejected_records(decoded)
+    rejects = as_writer_columns(decoded.where("reject_reason is not null"), REJECT_COLUMNS)
     assert tuple(readings.columns) == READING_COLUMNS
     assert tuple(rejects.columns) == REJECT_COLUMNS
     valid = readings.collect()

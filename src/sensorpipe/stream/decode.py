@@ -2,7 +2,7 @@
 
 `decode` turns the Kafka source's columns into one row per reading candidate: a single
 reading, or each element of a gateway batch (a JSON array). A row is valid when `reject_reason` is
-null; `valid_readings` and `rejected_records` split the result into the writer's and the dead-letter's columns.
+null; `as_writer_columns` names its columns as the storage writer does, `valid_readings` keeps the valid rows.
 
 Encodings, detected per record (the `encoding` column; records per encoding are the rows with
 `element = 0`, one per Kafka record):
@@ -61,13 +61,12 @@ from pyspark.sql import functions as F
 from sensorpipe.config import Settings
 from sensorpipe.ingest.bridge import HEADER_RECEIVED_AT, HEADER_TOPIC
 from sensorpipe.ingest.readings import HUMIDITY_RANGE, TEMPERATURE_RANGE
-from sensorpipe.storage.writer import READING_COLUMNS, REJECT_COLUMNS
+from sensorpipe.storage.writer import READING_COLUMNS
 
 __all__ = [
     "ENCODINGS",
     "REASONS",
     "decode",
-    "rejected_records",
     "topic_id_regex",
     "valid_readings",
 ]
@@ -485,8 +484,3 @@ def as_writer_columns(decoded: DataFrame, names: Sequence[str]) -> DataFrame:
 def valid_readings(decoded: DataFrame) -> DataFrame:
     """The valid rows of `decode`, as the writer's READING_COLUMNS."""
     return as_writer_columns(decoded.where(F.col("reject_reason").isNull()), READING_COLUMNS)
-
-
-def rejected_records(decoded: DataFrame) -> DataFrame:
-    """The rejected rows of `decode`, as the dead-letter's REJECT_COLUMNS (table `sensor_rejects`)."""
-    return as_writer_columns(decoded.where(F.col("reject_reason").isNotNull()), REJECT_COLUMNS)
