@@ -117,6 +117,7 @@ def run_stream(config: Path, lane: Lane) -> dict[str, dict[str, int]]:
     result = sensorpipe(*lane.flags(), "stream", "--available-now", "--json", config=config, timeout_s=600)
     assert result.returncode == 0, result.stdout + result.stderr[-4000:]
     assert "Traceback" not in result.stderr
+    assert "adaptive.enabled is not supported in streaming" not in result.stderr, "a warning per query start"
     totals: dict[str, dict[str, int]] = json.loads(result.stdout)
     return totals
 

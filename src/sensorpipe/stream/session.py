@@ -87,6 +87,8 @@ def spark_conf(settings: Settings, jars: Sequence[Path]) -> dict[str, str]:
         # Parquet timestamps as UTC-adjusted microseconds (readers see an instant), not legacy INT96.
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
         "spark.ui.showConsoleProgress": "false",
+        # Streaming queries cannot use adaptive execution; left on, Spark warns so at every query start.
+        "spark.sql.adaptive.enabled": "false",
         # Queries share the cores by pool (stream/job.py), so the readings' batches do not queue behind a
         # whole aggregates stage: their latency is the one users see.
         "spark.scheduler.mode": "FAIR",
