@@ -39,7 +39,7 @@ from sensorpipe.config import Settings, load_settings
 from sensorpipe.ingest.bridge_metrics import LATENCY_BUCKETS_S, bucket_quantile
 from sensorpipe.ingest.kafka_client import client_config
 from sensorpipe.stack import Stack
-from sensorpipe.stack.process import cpu_seconds, tree_cpu_seconds
+from sensorpipe.stack.process import ProcessSnapshot, cpu_seconds
 
 BASE_PORT = 24000
 WINDOW = 100
@@ -206,8 +206,9 @@ def window_quantiles(before: list[float], after: list[float], *qs: float) -> lis
 
 def service_cpu(stack: Stack) -> dict[str, float]:
     """CPU seconds used so far by the broker processes of the stack."""
+    processes = ProcessSnapshot.take()
     return {
-        s.name: tree_cpu_seconds(pid)
+        s.name: processes.tree_cpu_seconds(pid)
         for s in stack.services
         if s.name in ("mqtt", "kafka") and (pid := s.pid_file.running_pid())
     }

@@ -60,7 +60,7 @@ from sensorpipe.ingest.kafka_client import client_config
 from sensorpipe.ingest.readings import HUMIDITY_RANGE, TEMPERATURE_RANGE
 from sensorpipe.ingest.topics import create_topics
 from sensorpipe.stack import Stack
-from sensorpipe.stack.process import cpu_seconds, descendants, tree_cpu_seconds
+from sensorpipe.stack.process import ProcessSnapshot
 from sensorpipe.storage.lake import RAW, read_dataset
 from sensorpipe.storage.migrate import migrate
 from sensorpipe.storage.s3 import ensure_bucket
@@ -367,13 +367,6 @@ def lake_rows(lane: Lane, readings: int) -> int:
     return sum(1 for s in table.column("sensor_id").to_pylist() if s.startswith(lane.tag + "-"))
 
 
-def command_name(pid: int) -> str | None:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return None
-
-
 def deciles(samples: list[tuple[float, float, dict[str, float]]], start: int, readings: int) -> list[float | None]:
     """Readings/s stored within each tenth of the measured readings: how steady the rate is."""
     out: list[float | None] = []
@@ -385,12 +378,13 @@ def deciles(samples: list[tuple[float, float, dict[str, float]]], start: int, re
 
 
 def cpu_by_group(groups: dict[str, int], job: int) -> dict[str, float]:
-    """CPU seconds used so far by each service's process group, and by the job's JVM and its Python side
+    """CPU seconds used so far by each service's process tree, and by the job's JVM and its Python side
     (driver, and the workers the JVM's Python daemon forks: their CPU lands in the daemon's when they exit)."""
-    out = {name: tree_cpu_seconds(pgid) for name, pgid in groups.items()}
-    total = tree_cpu_seconds(job)
-    out["job JVM"] = sum(cpu_seconds(pid) for pid in descendants(job) if command_name(pid) == "java")
-    out["job Python"] = total - out["job JVM"]
+    processes = ProcessSnapshot.take()
+    out = {name: processes.tree_cpu_seconds(pid) for name, pid in groups.items()}
+    jvm = [pid for pid in processes.descendants(job) if processes.command[pid] == "java"]
+    out["job JVM"] = sum(processes.cpu[pid] for pid in jvm)
+    out["job Python"] = processes.tree_cpu_seconds(job) - out["job JVM"]
     return out
 
 

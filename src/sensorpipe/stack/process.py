@@ -25,12 +25,25 @@ class ProcessError(RuntimeError):
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def stat_fields(pid: int) -> list[str] | None:
-    """/proc/<pid>/stat after the command name: [state, ppid, pgrp, ...]; None when the process is gone."""
+def _stat(pid: int) -> tuple[str, list[str]] | None:
+    """/proc/<pid>/stat as (command name, the fields after it); None when the process is gone."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
+    head, _, rest = text.rpartition(")")
+    return head.partition("(")[2], rest.split()
+
+
+def stat_fields(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat after the command name: [state, ppid, pgrp, ...]; None when the process is gone."""
+    stat = _stat(pid)
+    return stat[1] if stat else None
+
+
+def _cpu(fields: list[str]) -> float:
+    """utime + stime + cutime + cstime of stat fields, in seconds."""
+    return sum(int(value) for value in fields[11:15]) / _CLOCK_TICKS
 
 
 def _start_ticks(pid: int) -> int | None:
@@ -174,32 +187,50 @@ def rss_bytes(pid: int) -> int:
 def cpu_seconds(pid: int) -> float:
     """CPU time (user + system) a process has used so far, with its exited children it waited for; 0 if gone."""
     fields = stat_fields(pid)
-    return sum(int(value) for value in fields[11:15]) / _CLOCK_TICKS if fields else 0.0
+    return _cpu(fields) if fields else 0.0
 
 
-def descendants(pid: int) -> list[int]:
-    """Live processes under `pid` (children, their children, ...), zombies excluded."""
-    children: dict[int, list[int]] = {}
-    for proc in Path("/proc").iterdir():
-        fields = stat_fields(int(proc.name)) if proc.name.isdigit() else None
-        if fields and fields[0] != "Z":
-            children.setdefault(int(fields[1]), []).append(int(proc.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
+@dataclass(frozen=True)
+class ProcessSnapshot:
+    """Every live process at one moment, /proc read once: its parent, command name and CPU time so far.
 
-
-def tree_cpu_seconds(pid: int) -> float:
-    """CPU time a process and everything it started have used so far, exited processes included.
-
-    By tree, not process group: Spark's Python daemon moves itself and its workers into a group of their
-    own. A process that exited and was waited for (a PostgreSQL backend, a Spark Python worker) counts in
-    its parent's children's time, and only there: summing over the live ones counts each process once.
+    For benchmarks that sample several process trees many times a second: one pass over /proc per sample.
     """
-    return sum(cpu_seconds(p) for p in (pid, *descendants(pid)))
+
+    parent: dict[int, int]
+    command: dict[int, str]
+    cpu: dict[int, float]
+
+    @classmethod
+    def take(cls) -> ProcessSnapshot:
+        parent, command, cpu = {}, {}, {}
+        for proc in Path("/proc").iterdir():
+            stat = _stat(int(proc.name)) if proc.name.isdigit() else None
+            if stat and stat[1][0] != "Z":
+                pid, (name, fields) = int(proc.name), stat
+                parent[pid], command[pid], cpu[pid] = int(fields[1]), name, _cpu(fields)
+        return cls(parent, command, cpu)
+
+    def descendants(self, pid: int) -> list[int]:
+        """Live processes under `pid` (children, their children, ...)."""
+        children: dict[int, list[int]] = {}
+        for child, parent in self.parent.items():
+            children.setdefault(parent, []).append(child)
+        found, todo = [], [pid]
+        while todo:
+            for child in children.get(todo.pop(), []):
+                found.append(child)
+                todo.append(child)
+        return found
+
+    def tree_cpu_seconds(self, pid: int) -> float:
+        """CPU time `pid` and everything it started have used so far, exited processes included.
+
+        By tree, not process group: Spark's Python daemon moves itself and its workers into a group of
+        their own. A process that exited and was waited for (a PostgreSQL backend, a Spark Python worker)
+        counts in its parent's children's time, and only there: summing over the live ones counts each once.
+        """
+        return sum(self.cpu.get(p, 0.0) for p in (pid, *self.descendants(pid)))
 
 
 def group_rss_bytes(pgid: int) -> int:

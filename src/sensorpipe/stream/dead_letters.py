@@ -13,7 +13,6 @@ import base64
 import json
 from typing import Any
 
-import pyarrow as pa
 from confluent_kafka import KafkaError, Message, Producer
 
 from sensorpipe.config import KafkaSettings
@@ -52,7 +51,8 @@ class DeadLetters:
         self._producer: Producer | None = None
         self._errors: list[str] = []
 
-    def publish(self, rejects: pa.Table) -> None:
+    def publish(self, rejects: list[dict[str, Any]]) -> None:
+        """Queue each reject (a row of REJECT_COLUMNS by name) for the dead-letter topic."""
         if self._producer is None:
             self._producer = Producer(
                 client_config(
@@ -67,7 +67,7 @@ class DeadLetters:
                     },
                 )
             )
-        for reject in rejects.to_pylist():
+        for reject in rejects:
             key, value = dead_letter(reject)
             self._producer.produce(self._settings.dlq_topic, value, key, on_delivery=self._delivered)
             self._producer.poll(0)

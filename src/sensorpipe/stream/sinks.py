@@ -104,11 +104,11 @@ def readings_writer(settings: Settings, report: Callable[[Counter[tuple[str, str
                 rejects = table.filter(pc.is_valid(table["reason"])).select(list(REJECT_COLUMNS))
                 counts.update({(REJECTED, label): n for label, n in _value_counts(rejects["reason"])})
                 if rejects.num_rows:
-                    columns = [rejects[name].to_pylist() for name in REJECT_COLUMNS]
-                    result = writer.write_rejects(zip(*columns, strict=True))
+                    rows = rejects.to_pylist()
+                    result = writer.write_rejects([tuple(row.values()) for row in rows])
                     counts[(STORED, "sensor_rejects")] += result.written
                     counts[(SKIPPED, "sensor_rejects")] += result.skipped
-                    dead_letters.publish(rejects)
+                    dead_letters.publish(rows)
                 if valid.num_rows:
                     result = writer.write_readings(valid)
                     counts[(STORED, "sensor_data")] += result.written
