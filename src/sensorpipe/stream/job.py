@@ -42,6 +42,7 @@ from sensorpipe.stream.monitoring import StreamMetrics
 from sensorpipe.stream.sinks import (
     DATABASE_COLUMNS,
     ENCODING,
+    LATENCY,
     REJECTED,
     TALLY_SCHEMA,
     Tally,
@@ -118,6 +119,7 @@ def _record(tally: Tally, metrics: StreamMetrics) -> None:
         metrics.count_encoding(n, encoding)
     for reason, n in tally.of(REJECTED).items():
         metrics.count_rejects(n, reason)
+    metrics.count_latencies(tally.of(LATENCY))
     stored = tally.rows("sensor_data")
     metrics.count_sink_rows("database", stored)
     metrics.count_sink_rows("lake", stored)

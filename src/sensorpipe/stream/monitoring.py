@@ -17,6 +17,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram
+from prometheus_client.metrics_core import HistogramMetricFamily
+from prometheus_client.registry import Collector
 from pyspark.sql.streaming.listener import StreamingQueryListener
 
 if TYPE_CHECKING:
@@ -32,6 +34,10 @@ logger = logging.getLogger("sensorpipe.stream")
 # Trigger start to commit: from a few milliseconds (idle) to minutes (a stalled sink).
 BATCH_DURATION_BUCKETS_S = (
     0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0,
+)  # fmt: skip
+# A reading's own timestamp → stored in the database: sub-second when keeping up, hours for a backlog.
+READING_LATENCY_BUCKETS_S = (
+    0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0,
 )  # fmt: skip
 QUERY_STATES = ("active", "idle", "terminated", "failed")
 
@@ -159,6 +165,35 @@ def failure_message(exception: str) -> str:
     return python_errors[-1] if "Traceback (most recent call last)" in exception and python_errors else lines[0]
 
 
+class CountedHistogram(Collector):
+    """A histogram fed with bucket counts rather than single observations.
+
+    The partition writers bucket their readings' latencies on the executors (a Spark accumulator brings
+    the counts back); observing each of them again on the driver would cost a call per reading.
+    """
+
+    def __init__(self, name: str, documentation: str, bounds: tuple[float, ...], registry: CollectorRegistry) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # per bucket, the last one +Inf
+        self.sum = 0.0
+        registry.register(self)
+
+    def add(self, per_bucket: Mapping[int, int], total: float) -> None:
+        """Count `per_bucket[i]` more observations in bucket i (non-cumulative), whose values sum to `total`."""
+        for index, n in per_bucket.items():
+            self.counts[index] += n
+        self.sum += total
+
+    def collect(self) -> list[HistogramMetricFamily]:
+        cumulative, running = [], 0
+        for bound, n in zip((*(str(b) for b in self.bounds), "+Inf"), self.counts, strict=True):
+            running += n
+            cumulative.append((bound, float(running)))
+        return [HistogramMetricFamily(self.name, self.documentation, buckets=cumulative, sum_value=self.sum)]
+
+
 class StreamMetrics:
     """One registry per stream job, so that several jobs (or tests) in one process do not collide."""
 
@@ -214,6 +249,12 @@ class StreamMetrics:
         self.state = Enum(
             "sensorpipe_stream_query_state", "state of the query", q, states=list(QUERY_STATES), registry=r
         )
+        self.reading_latency = CountedHistogram(
+            "sensorpipe_stream_reading_latency_seconds",
+            "reading's own timestamp to stored in the database (end to end, as the sensor sees it)",
+            READING_LATENCY_BUCKETS_S,
+            registry=r,
+        )
 
     def record(self, summary: BatchSummary) -> None:
         """Export one batch's summary."""
@@ -251,6 +292,11 @@ class StreamMetrics:
     def count_sink_rows(self, sink: str, n: int) -> None:
         """Rows a sink wrote that Spark cannot count itself (foreachBatch, the file sink report -1)."""
         self.sink_rows.labels(sink).inc(n)
+
+    def count_latencies(self, tallied: Mapping[str, int]) -> None:
+        """Readings per latency bucket as the partition writers tallied them (`sinks.latency_buckets`)."""
+        per_bucket = {int(label): n for label, n in tallied.items() if label.isdigit()}
+        self.reading_latency.add(per_bucket, tallied.get("sum_ms", 0) / 1000)
 
     def observe_event_time(self, query: str, newest: datetime) -> None:
         """Event-time lag from the newest event time the job saw, for queries whose progress has none."""

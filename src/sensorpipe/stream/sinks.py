@@ -10,10 +10,12 @@ functions are built from the settings on the driver and hold no connection until
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark.accumulators import AccumulatorParam
@@ -21,6 +23,7 @@ from pyspark.accumulators import AccumulatorParam
 from sensorpipe.config import PostgresSettings, Settings
 from sensorpipe.storage.writer import READING_COLUMNS, REJECT_COLUMNS, DatabaseWriter
 from sensorpipe.stream.dead_letters import DeadLetters
+from sensorpipe.stream.monitoring import READING_LATENCY_BUCKETS_S
 
 TALLY_SCHEMA = "kind string, label string, rows long"
 """What a partition writer returns: (kind, label, rows) per thing it counted."""
@@ -29,7 +32,9 @@ ENCODING = "encoding"
 REJECTED = "rejected"
 STORED = "stored"
 SKIPPED = "skipped"
-"""Kinds of tally rows: records per encoding, rejects per reason, rows stored and skipped per table."""
+LATENCY = "latency"
+"""Kinds of tally rows: records per encoding, rejects per reason, rows stored and skipped per table, and
+readings per latency bucket (label: the bucket's index in READING_LATENCY_BUCKETS_S; the last is +Inf)."""
 
 DATABASE_COLUMNS = (*dict.fromkeys((*READING_COLUMNS, *REJECT_COLUMNS, ENCODING)),)
 """The decoded batch's columns a `readings_writer` needs, named as the writer names them."""
@@ -77,6 +82,16 @@ def _tally_batch(counts: Counter[tuple[str, str]]) -> pa.RecordBatch:
     return pa.RecordBatch.from_pylist(rows, schema=_TALLY_ARROW)
 
 
+def latency_buckets(times_us: np.ndarray, now_s: float) -> Counter[tuple[str, str]]:
+    """Readings per latency bucket (non-cumulative), plus the sum of their latencies in milliseconds."""
+    latency_s = np.maximum(now_s - times_us / 1e6, 0.0)  # a sensor clock ahead of ours is "no delay"
+    index = np.searchsorted(READING_LATENCY_BUCKETS_S, latency_s, side="left")
+    per_bucket = np.bincount(index, minlength=len(READING_LATENCY_BUCKETS_S) + 1)
+    counts: Counter[tuple[str, str]] = Counter({(LATENCY, str(i)): int(n) for i, n in enumerate(per_bucket) if n})
+    counts[(LATENCY, "sum_ms")] = round(float(latency_s.sum()) * 1000)
+    return counts
+
+
 def _value_counts(column: pa.Array | pa.ChunkedArray) -> Iterator[tuple[str, int]]:
     for entry in pc.value_counts(column).to_pylist():
         yield str(entry["values"]), int(entry["counts"])
@@ -113,6 +128,9 @@ def readings_writer(settings: Settings, report: Callable[[Counter[tuple[str, str
                     result = writer.write_readings(valid)
                     counts[(STORED, "sensor_data")] += result.written
                     counts[(SKIPPED, "sensor_data")] += result.skipped
+                    if result.written:  # not a replay: the readings just became queryable
+                        times = valid["time"].cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy()
+                        counts.update(latency_buckets(times, time.time()))
                     yield from valid.to_batches()
         dead_letters.close()
         report(counts)
