@@ -17,14 +17,20 @@ command -v mvn >/dev/null || need+=(maven)
 [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null || need+=(mosquitto)
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || need+=(postgresql)
 python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
+# With --test (scripts/test): `docker-compose config` validates deploy/docker-compose.yml without a
+# Docker engine, and promtool (from the prometheus package) checks the generated Prometheus files.
+if [ "${1:-}" = "--test" ]; then
+  command -v docker-compose >/dev/null || need+=(docker-compose)
+  command -v promtool >/dev/null || need+=(prometheus)
+fi
 if [ "${#need[@]}" -gt 0 ]; then
   say "installing Debian packages: ${need[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-  # The packages start system-wide services on 1883 and 5432 where systemd runs; sensorpipe runs its
+  # The packages start system-wide services on 1883, 5432 and 9090 where systemd runs; sensorpipe runs its
   # own instances under .sensorpipe/, so stop the ones we just installed rather than fight over ports.
   if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-    for unit in mosquitto postgresql; do
+    for unit in mosquitto postgresql prometheus; do
       if printf '%s\n' "${need[@]}" | grep -qx "$unit" && systemctl is-active --quiet "$unit"; then
         say "stopping and disabling the system $unit service (sensorpipe runs its own)"
         $SUDO systemctl disable --now "$unit" >/dev/null 2>&1 || true

@@ -16,6 +16,7 @@ import pytest
 from sensorpipe.config import Settings, load_settings
 from sensorpipe.stack import Stack
 from tests.ingest_support import BridgeProcess, Lane
+from tests.pipeline_support import Pipeline
 from tests.support import PrivateBroker, fresh_home, write_config
 
 
@@ -74,3 +75,14 @@ def private_broker() -> Iterator[PrivateBroker]:
     finally:
         broker.stop()
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pipeline(stack_config: Path) -> Iterator[Pipeline]:
+    """Bridge and stream job running after a short simulated run, with rows in every table (started once)."""
+    running = Pipeline(stack_config)
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()

@@ -13,7 +13,9 @@ from sensorpipe.cli import (
     bridge_cmd,
     config_cmd,
     db_cmd,
+    grafana_cmd,
     jars_cmd,
+    prometheus_cmd,
     simulate_cmd,
     stack_cmd,
     stream_cmd,
@@ -43,6 +45,8 @@ app.add_typer(jars_cmd.app, name="jars")
 app.add_typer(topics_cmd.app, name="topics")
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(tail_cmd.app, name="tail")
+app.add_typer(grafana_cmd.app, name="grafana")
+app.add_typer(prometheus_cmd.app, name="prometheus")
 app.command("bridge")(bridge_cmd.bridge)
 app.command("stream")(stream_cmd.stream)
 app.command("simulate")(simulate_cmd.simulate_command)

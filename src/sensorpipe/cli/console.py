@@ -9,6 +9,8 @@ from typing import Any, NoReturn
 
 from rich.console import Console
 
+from sensorpipe.ops.provisioning import Written
+
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -25,6 +27,15 @@ def print_markdown(text: str) -> None:
 
 def ok(message: str) -> None:
     console.print(f"[green]✓[/] {message}")
+
+
+def report_written(written: list[Written], json_: bool) -> None:
+    """The files an export wrote: one ✓ line each, or a JSON list of {path, what}."""
+    if json_:
+        print_json([{"path": str(w.path), "what": w.what} for w in written])
+        return
+    for w in written:
+        ok(f"{w.path}: {w.what}")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -3,6 +3,7 @@
 from sensorpipe.config.settings import (
     BridgeSettings,
     KafkaSettings,
+    MonitoringSettings,
     MqttSettings,
     PostgresSettings,
     ReadingsSettings,
@@ -18,6 +19,7 @@ from sensorpipe.config.settings import (
 __all__ = [
     "BridgeSettings",
     "KafkaSettings",
+    "MonitoringSettings",
     "MqttSettings",
     "PostgresSettings",
     "ReadingsSettings",

@@ -218,6 +218,23 @@ class LakeSettings(_Section):
     local_dir: Path | None = Field(None, description="lake directory for backend=local (default: <home>/lake)")
 
 
+class MonitoringSettings(_Section):
+    """What Prometheus scrapes and Grafana shows, and when their alerts fire (`grafana export`, `prometheus export`)."""
+
+    prometheus_url: str = Field(f"http://{LOOPBACK}:9090", description="Prometheus as Grafana reaches it")
+    bridge_targets: str | None = Field(
+        None, description="host:port list Prometheus scrapes for bridges (default: bridge.metrics_host:port)"
+    )
+    stream_targets: str | None = Field(
+        None, description="host:port list Prometheus scrapes for stream jobs (default: stream.metrics_host:port)"
+    )
+    scrape_interval_s: int = Field(15, ge=1, description="Prometheus scrape and rule evaluation interval")
+    silent_sensor_minutes: int = Field(10, ge=1, description="alert when a sensor sent nothing for this long")
+    max_dead_letters_per_s: float = Field(1.0, ge=0, description="alert when rejects per second exceed this (5 min)")
+    max_latency_s: float = Field(10.0, gt=0, description="alert when end-to-end latency stays above this (5 min)")
+    max_kafka_lag: int = Field(500_000, ge=1, description="alert when the stream job's Kafka lag stays above this")
+
+
 _SECTIONS: dict[str, type[_Section]] = {
     "stack": StackSettings,
     "mqtt": MqttSettings,
@@ -230,6 +247,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "timescale": TimescaleSettings,
     "s3": S3Settings,
     "lake": LakeSettings,
+    "monitoring": MonitoringSettings,
 }
 
 _config_file: ContextVar[Path | None] = ContextVar("sensorpipe_config_file", default=None)
@@ -269,6 +287,7 @@ class Settings(BaseSettings):
     timescale: TimescaleSettings = TimescaleSettings()
     s3: S3Settings = S3Settings()
     lake: LakeSettings = LakeSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
 
     @classmethod
     def settings_customise_sources(
