@@ -83,7 +83,8 @@ class Pipeline:
         deadline = time.monotonic() + TIMEOUT_S
         while True:
             counts = self._counts(since)
-            if counts["readings"] >= READINGS * (1 - 2 * MALFORMED_RATIO) and counts["minutes"] and counts["rejects"]:
+            stored = counts["readings"] >= READINGS * (1 - 2 * MALFORMED_RATIO)
+            if stored and counts["aggregated_sensors"] == SENSORS and counts["rejects"]:
                 return
             assert self.stream is not None and self.stream.poll() is None, f"the stream job exited:\n{self.log_tail()}"
             assert time.monotonic() < deadline, f"rows after {TIMEOUT_S} s: {counts}\n{self.log_tail()}"
@@ -93,12 +94,13 @@ class Pipeline:
         with psycopg.connect(self.settings.postgres.dsn()) as conn:
             row = conn.execute(
                 "select (select count(*) from sensor_data where ingested_at >= to_timestamp(%(t)s)),"
-                " (select count(*) from sensor_data_1m where updated_at >= to_timestamp(%(t)s)),"
+                " (select count(distinct sensor_id) from sensor_data_1m"
+                " where updated_at >= to_timestamp(%(t)s) and sensor_id = any(%(sensors)s)),"
                 " (select count(*) from sensor_rejects where received_at >= to_timestamp(%(t)s))",
-                {"t": since},
+                {"t": since, "sensors": self.sensors},
             ).fetchone()
         assert row is not None
-        return {"readings": row[0], "minutes": row[1], "rejects": row[2]}
+        return {"readings": row[0], "aggregated_sensors": row[1], "rejects": row[2]}
 
     def log_tail(self) -> str:
         return "\n".join(self._log.read_text(errors="replace").splitlines()[-30:])

@@ -190,18 +190,14 @@ def sensor_metrics() -> Dashboard:
         .sort(VariableSort.ALPHABETICAL_ASC)
     )
 
-    def per_sensor(measure: str, unit: str) -> timeseries.Panel:
-        # Minutes regrouped to the panel's interval, weighted by readings so that busy minutes count more.
+    def minutes(title: str, columns: str, group_by: str, unit: str) -> timeseries.Panel:
         query = (
-            f"select $__timeGroupAlias(bucket, $__interval), sensor_id as metric,"
-            f" sum(avg_{measure} * readings) / nullif(sum(readings) filter (where avg_{measure} is not null), 0)"
-            f" as avg_{measure}"
-            f" from sensor_data_1m where $__timeFilter(bucket) and {SENSORS_FILTER}"
-            f" group by 1, 2 order by 1"
+            f"select $__timeGroupAlias(bucket, $__interval), {columns} from sensor_data_1m"
+            f" where $__timeFilter(bucket) and {SENSORS_FILTER} group by {group_by} order by 1"
         )
         return (
             timeseries.Panel()
-            .title(f"{measure.capitalize()} per sensor (average)")
+            .title(title)
             .datasource(POSTGRES)
             .with_target(_sql(query, series=True))
             .unit(unit)
@@ -209,23 +205,18 @@ def sensor_metrics() -> Dashboard:
             .span(12)
         )
 
+    def average(measure: str) -> str:
+        # Minutes regrouped to the panel's interval, weighted by readings so that busy minutes count more.
+        return f"sum(avg_{measure} * readings) / nullif(sum(readings) filter (where avg_{measure} is not null), 0)"
+
+    def per_sensor(measure: str, unit: str) -> timeseries.Panel:
+        columns = f"sensor_id as metric, {average(measure)} as avg_{measure}"
+        return minutes(f"{measure.capitalize()} per sensor (average)", columns, "1, 2", unit)
+
     def spread(measure: str, unit: str) -> timeseries.Panel:
-        query = (
-            f"select $__timeGroupAlias(bucket, $__interval),"
-            f" min(min_{measure}) as min, avg(avg_{measure}) as avg, max(max_{measure}) as max"
-            f" from sensor_data_1m where $__timeFilter(bucket) and {SENSORS_FILTER}"
-            f" group by 1 order by 1"
-        )
-        return (
-            timeseries.Panel()
-            .title(f"{measure.capitalize()} min / avg / max (selected sensors)")
-            .datasource(POSTGRES)
-            .with_target(_sql(query, series=True))
-            .unit(unit)
-            .fill_opacity(10)
-            .height(9)
-            .span(12)
-        )
+        columns = f"min(min_{measure}) as min, {average(measure)} as avg, max(max_{measure}) as max"
+        title = f"{measure.capitalize()} min / avg / max (selected sensors)"
+        return minutes(title, columns, "1", unit).fill_opacity(10)
 
     summary = (
         "select sensor_id, sum(readings) as readings,"
