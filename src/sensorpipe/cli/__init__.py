@@ -20,6 +20,7 @@ from sensorpipe.cli import (
     stack_cmd,
     stream_cmd,
     tail_cmd,
+    top_cmd,
     topics_cmd,
 )
 from sensorpipe.cli.console import fail
@@ -50,6 +51,7 @@ app.add_typer(prometheus_cmd.app, name="prometheus")
 app.command("bridge")(bridge_cmd.bridge)
 app.command("stream")(stream_cmd.stream)
 app.command("simulate")(simulate_cmd.simulate_command)
+app.command("top")(top_cmd.top)
 
 
 def _version(value: bool) -> None:

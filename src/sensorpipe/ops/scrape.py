@@ -12,7 +12,11 @@ from prometheus_client.samples import Sample
 
 
 class ScrapeError(RuntimeError):
-    """The endpoint did not answer with metrics; the message names it and what to check."""
+    """The endpoint did not answer with metrics; the message names it and what to check, `reason` the cause."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -63,8 +67,11 @@ def scrape(host: str, port: int, timeout_s: float = 2.0) -> Scrape:
         with urllib.request.urlopen(url, timeout=timeout_s) as response:
             text = response.read().decode()
     except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", e)
-        raise ScrapeError(f"no metrics at {url} ({reason}): is the process running with that metrics port?") from e
+        cause = getattr(e, "reason", e)
+        reason = cause.strerror if isinstance(cause, OSError) and cause.strerror else str(cause)
+        raise ScrapeError(
+            f"no metrics at {url} ({reason}): is the process running with that metrics port?", reason
+        ) from e
     families = list(text_string_to_metric_families(text))
     samples = tuple(sample for family in families for sample in family.samples)
     return Scrape(url, samples, {family.name: family.type for family in families})
