@@ -128,3 +128,11 @@ def test_set_flags_parse_into_sections() -> None:
 def test_lake_local_uses_a_directory_under_home(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     settings = load_settings({"stack": {"home": tmp_path / "h"}, "lake": {"backend": "local"}})
     assert settings.lake_uri == (tmp_path / "h" / "lake").as_uri()
+
+
+def test_the_qos_comes_from_the_environment_as_text(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("SENSORPIPE_MQTT_QOS", "0")
+    assert load_settings().mqtt.qos == 0
+    clean_env.setenv("SENSORPIPE_MQTT_QOS", "3")
+    with pytest.raises(ValidationError, match=r"mqtt\.qos"):
+        load_settings()

@@ -63,6 +63,12 @@ class MqttSettings(_Section):
     password: SecretStr | None = Field(None, description="MQTT password")
     keepalive_s: int = Field(30, ge=5, description="MQTT keep-alive interval")
 
+    @field_validator("qos", mode="before")
+    @classmethod
+    def _qos_from_text(cls, value: object) -> object:
+        """Environment variables and TOML strings say `"1"`; a Literal of ints accepts no string by itself."""
+        return int(value) if isinstance(value, str) and value.strip().isdigit() else value
+
     @property
     def url(self) -> str:
         return f"mqtt://{self.host}:{self.port}"
