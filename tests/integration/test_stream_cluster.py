@@ -32,20 +32,29 @@ def cluster() -> Iterator[SparkCluster]:
         yield running
 
 
-def completed_apps(cluster: SparkCluster, name: str) -> list[dict[str, object]]:
-    """The master's completed applications called `name`; an app moves there shortly after its driver stops."""
+def app_ids(cluster: SparkCluster, name: str) -> set[str]:
+    return {str(a["id"]) for a in cluster.state().get("completedapps", []) if a.get("name") == name}
+
+
+def new_app(cluster: SparkCluster, name: str, before: set[str]) -> str:
+    """The id of the one application called `name` that completed since `before` (it moves to the completed
+    list shortly after its driver stops)."""
     deadline = time.monotonic() + 60
-    while True:
-        apps = [a for a in cluster.state().get("completedapps", []) if a.get("name") == name]
-        if apps or time.monotonic() > deadline:
-            return apps
+    while not (new := app_ids(cluster, name) - before):
+        assert time.monotonic() < deadline, f"no new completed application {name}: {cluster.state()}"
         time.sleep(0.5)
+    assert len(new) == 1, new
+    return new.pop()
 
 
+@pytest.mark.parametrize("jars_on_workers", [False, True], ids=["jars-shipped", "jars-on-workers"])
 def test_the_stream_job_runs_unchanged_on_a_standalone_cluster(
-    stack_config: Path, migrated: Settings, cluster: SparkCluster
+    stack_config: Path, migrated: Settings, cluster: SparkCluster, jars_on_workers: bool
 ) -> None:
+    """Shipped: the executor fetches the jar set from the driver; on workers: it finds them on its class path."""
     lane = Lane(migrated)
+    jars = ("--set", f"spark.jars_on_workers={str(jars_on_workers).lower()}")
+    before = app_ids(cluster, "sensorpipe-stream")
     values: list[bytes] = []
     expected = set()
     for label in ("raw_json", "envelope_base64"):
@@ -62,7 +71,7 @@ def test_the_stream_job_runs_unchanged_on_a_standalone_cluster(
     produce(migrated, lane.topic, values + invalid)
 
     result = sensorpipe(
-        *lane.flags(), "stream", "--master", cluster.url, "--available-now", config=stack_config, timeout_s=600
+        *lane.flags(), *jars, "stream", "--master", cluster.url, "--available-now", config=stack_config, timeout_s=600
     )
 
     assert result.returncode == 0, result.stdout + result.stderr[-4000:]
@@ -76,9 +85,9 @@ def test_the_stream_job_runs_unchanged_on_a_standalone_cluster(
         reasons = conn.execute("select reason from sensor_rejects where kafka_topic = %s", (lane.topic,)).fetchall()
     assert sorted(r[0] for r in reasons) == ["empty", "not_json", "undecodable", "wrong_type"]
 
-    apps = completed_apps(cluster, "sensorpipe-stream")
-    assert len(apps) == 1, cluster.state()
-    app_dir = cluster.work_dir / str(apps[0]["id"])
+    app_dir = cluster.work_dir / new_app(cluster, "sensorpipe-stream", before)
+    fetched = list(app_dir.glob("*/*.jar"))
+    assert bool(fetched) != jars_on_workers, f"jars in the executor's directory: {[j.name for j in fetched]}"
     executor_logs = list(app_dir.glob("*/stderr"))
     assert executor_logs, f"no executor ran on the worker: {app_dir} is missing or empty"
     texts = [log.read_text() for log in executor_logs]

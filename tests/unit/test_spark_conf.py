@@ -164,3 +164,13 @@ def test_jar_paths_are_absolute(settings_for: Any, tmp_path: Path) -> None:
 def test_master_kinds(master: str, local: bool, in_process: bool) -> None:
     assert is_local_master(master) is local
     assert runs_in_process(master) is in_process
+
+
+def test_workers_with_the_jars_get_them_on_the_class_path_instead_of_shipped(
+    settings_for: Any, jars: list[Path]
+) -> None:
+    conf = spark_conf(settings_for(spark={"master": "spark://spark-master:7077", "jars_on_workers": "true"}), jars)
+    paths = [str(jar.resolve()) for jar in jars]
+    assert conf["spark.executor.extraClassPath"].split(os.pathsep) == paths
+    assert conf["spark.driver.extraClassPath"].split(os.pathsep) == paths
+    assert "spark.jars" not in conf

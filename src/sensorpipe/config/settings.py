@@ -120,6 +120,11 @@ class SparkSettings(_Section):
     driver_memory: str = Field("1g", description="spark.driver.memory")
     shuffle_partitions: int = Field(4, ge=1, description="spark.sql.shuffle.partitions")
     ui_port: int | None = Field(None, description="Spark UI port on 127.0.0.1; unset: UI off")
+    jars_on_workers: bool = Field(
+        False,
+        description="workers hold the pinned jars at the driver's paths (the sensorpipe image):"
+        " put them on the executors' class path instead of shipping ~700 MB to each executor",
+    )
 
 
 class StreamSettings(_Section):

@@ -76,7 +76,8 @@ def spark_conf(settings: Settings, jars: Sequence[Path]) -> dict[str, str]:
     The jars come from the pinned, Maven-resolved set only (never `spark.jars.packages`: no Ivy at
     start). With executors in the driver JVM they go on its class path; `spark.jars` would make the
     local executor copy each of them (the AWS SDK bundle alone is ~690 MB) into a temp directory at
-    every start. Any other master gets them as `spark.jars`, shipped to the executors by Spark.
+    every start. Any other master gets them as `spark.jars`, shipped to each executor by Spark, unless
+    `spark.jars_on_workers` says the workers have them at the same paths (one image for driver and workers).
     """
     spark = settings.spark
     conf: dict[str, str] = {
@@ -98,6 +99,9 @@ def spark_conf(settings: Settings, jars: Sequence[Path]) -> dict[str, str]:
     absolute = [str(jar.resolve()) for jar in jars]
     if runs_in_process(spark.master):
         conf["spark.driver.extraClassPath"] = os.pathsep.join(absolute)
+    elif spark.jars_on_workers:
+        conf["spark.driver.extraClassPath"] = os.pathsep.join(absolute)
+        conf["spark.executor.extraClassPath"] = os.pathsep.join(absolute)
     else:
         conf["spark.jars"] = ",".join(absolute)
     if on_loopback(spark.master):
