@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -178,20 +179,24 @@ class CountedHistogram(Collector):
         self.bounds = bounds
         self.counts = [0] * (len(bounds) + 1)  # per bucket, the last one +Inf
         self.sum = 0.0
+        self._lock = threading.Lock()  # batches add from Spark's thread, scrapes read from the server's
         registry.register(self)
 
     def add(self, per_bucket: Mapping[int, int], total: float) -> None:
         """Count `per_bucket[i]` more observations in bucket i (non-cumulative), whose values sum to `total`."""
-        for index, n in per_bucket.items():
-            self.counts[index] += n
-        self.sum += total
+        with self._lock:
+            for index, n in per_bucket.items():
+                self.counts[index] += n
+            self.sum += total
 
     def collect(self) -> list[HistogramMetricFamily]:
+        with self._lock:
+            counts, total = list(self.counts), self.sum
         cumulative, running = [], 0
-        for bound, n in zip((*(str(b) for b in self.bounds), "+Inf"), self.counts, strict=True):
+        for bound, n in zip((*(str(b) for b in self.bounds), "+Inf"), counts, strict=True):
             running += n
             cumulative.append((bound, float(running)))
-        return [HistogramMetricFamily(self.name, self.documentation, buckets=cumulative, sum_value=self.sum)]
+        return [HistogramMetricFamily(self.name, self.documentation, buckets=cumulative, sum_value=total)]
 
 
 class StreamMetrics:
