@@ -10,6 +10,7 @@ import typer
 
 from sensorpipe import __version__
 from sensorpipe.cli import (
+    backfill_cmd,
     bridge_cmd,
     config_cmd,
     db_cmd,
@@ -51,6 +52,7 @@ app.add_typer(prometheus_cmd.app, name="prometheus")
 app.command("bridge")(bridge_cmd.bridge)
 app.command("stream")(stream_cmd.stream)
 app.command("simulate")(simulate_cmd.simulate_command)
+app.command("backfill")(backfill_cmd.backfill_command)
 app.command("top")(top_cmd.top)
 
 
