@@ -14,6 +14,7 @@ from sensorpipe.cli import (
     bridge_cmd,
     config_cmd,
     db_cmd,
+    doctor_cmd,
     grafana_cmd,
     jars_cmd,
     prometheus_cmd,
@@ -54,6 +55,7 @@ app.command("stream")(stream_cmd.stream)
 app.command("simulate")(simulate_cmd.simulate_command)
 app.command("backfill")(backfill_cmd.backfill_command)
 app.command("top")(top_cmd.top)
+app.command("doctor")(doctor_cmd.doctor)
 
 
 def _version(value: bool) -> None:

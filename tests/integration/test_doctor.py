@@ -1,0 +1,240 @@
+"""`sensorpipe doctor` against the session stack: healthy, then broken in exactly one way at a time."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from sensorpipe.config import Settings
+from sensorpipe.stack.postgres import Postgres
+from tests.support import free_port, sensorpipe
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def provisioned(stack_config: Path) -> Path:
+    """What a user runs before doctor: migrations and topics."""
+    for command in (("db", "migrate"), ("topics", "create")):
+        result = sensorpipe(*command, config=stack_config)
+        assert result.returncode == 0, result.stdout + result.stderr
+    return stack_config
+
+
+@pytest.fixture(scope="module")
+def closed_ports() -> tuple[int, int]:
+    """Metrics ports nothing listens on: no bridge or stream job runs in these tests (whatever runs elsewhere)."""
+    return free_port(), free_port()
+
+
+class Outcome:
+    def __init__(self, returncode: int, checks: list[dict[str, Any]], stderr: str) -> None:
+        self.returncode = returncode
+        self.checks = {c["name"]: c for c in checks}
+        self.stderr = stderr
+
+    @property
+    def failed(self) -> set[str]:
+        return {name for name, c in self.checks.items() if not c["ok"] and not c["skipped"]}
+
+    @property
+    def skipped(self) -> set[str]:
+        return {name for name, c in self.checks.items() if c["skipped"]}
+
+
+def doctor(config: Path, closed: tuple[int, int], *sets: str) -> Outcome:
+    flags = [f"bridge.metrics_port={closed[0]}", f"stream.metrics_port={closed[1]}", *sets]
+    args = [arg for flag in flags for arg in ("--set", flag)]
+    result = sensorpipe(*args, "doctor", "--json", config=config, timeout_s=120)
+    assert "Traceback" not in result.stderr, result.stderr
+    return Outcome(result.returncode, json.loads(result.stdout), result.stderr)
+
+
+METRICS = {"bridge metrics", "stream metrics"}
+
+
+def test_healthy_stack_passes_everything_but_the_metrics_of_processes_not_running(
+    provisioned: Path, closed_ports: tuple[int, int], stack_settings: Settings
+) -> None:
+    outcome = doctor(provisioned, closed_ports)
+    assert outcome.returncode == 1
+    assert outcome.failed == METRICS, outcome.checks
+    assert not outcome.skipped
+    kafka_host, kafka_port = stack_settings.kafka.first_host_port
+    expected = {
+        "java",
+        "spark jars",
+        f"endpoint mqtt 127.0.0.1:{stack_settings.mqtt.port}",
+        f"endpoint kafka {kafka_host}:{kafka_port}",
+        f"endpoint postgres 127.0.0.1:{stack_settings.postgres.port}",
+        f"endpoint s3 {':'.join(map(str, stack_settings.s3.host_port))}",
+        "topic sensor-data",
+        "topic sensor-data-dlq",
+        "database",
+        "database schema",
+        "raw_data jsonb",
+        "database roles",
+        "timescaledb",
+        "lake bucket",
+        "mqtt login",
+        *METRICS,
+    }
+    assert set(outcome.checks) == expected
+    bridge = outcome.checks["bridge metrics"]
+    assert f"127.0.0.1:{closed_ports[0]}" in bridge["detail"]
+    assert "start `sensorpipe bridge`" in bridge["fix"]
+    assert "start `sensorpipe stream`" in outcome.checks["stream metrics"]["fix"]
+    assert "informational" in outcome.checks["timescaledb"]["detail"]
+    assert {c["problem"] for c in outcome.checks.values()} == {1, 2, 3, 5, 6, 8, 9}
+
+
+def test_human_output_is_one_line_per_check_with_the_fix(provisioned: Path, closed_ports: tuple[int, int]) -> None:
+    flags = ["--set", f"bridge.metrics_port={closed_ports[0]}", "--set", f"stream.metrics_port={closed_ports[1]}"]
+    result = sensorpipe(*flags, "doctor", config=provisioned, timeout_s=120)
+    assert result.returncode == 1
+    lines = result.stdout.strip().splitlines()
+    assert lines[-1] == "15 passed, 2 failed"
+    assert sum(line.startswith("✓ ") for line in lines) == 15
+    bridge = next(line for line in lines if line.startswith("✗ bridge metrics"))
+    assert "→ start `sensorpipe bridge`" in bridge
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_topic(provisioned: Path, closed_ports: tuple[int, int]) -> None:
+    topic = f"missing-{uuid.uuid4().hex[:8]}"
+    outcome = doctor(provisioned, closed_ports, f"kafka.topic={topic}")
+    assert outcome.returncode == 1
+    assert outcome.failed == {f"topic {topic}", *METRICS}
+    assert "missing" in outcome.checks[f"topic {topic}"]["detail"]
+    assert "`sensorpipe topics create`" in outcome.checks[f"topic {topic}"]["fix"]
+
+
+def test_fewer_partitions_than_configured(provisioned: Path, closed_ports: tuple[int, int]) -> None:
+    outcome = doctor(provisioned, closed_ports, "kafka.partitions=5")
+    assert outcome.failed == {"topic sensor-data", "topic sensor-data-dlq", *METRICS}
+    assert "fewer than kafka.partitions = 5" in outcome.checks["topic sensor-data"]["detail"]
+
+
+def test_compose_host_name_gets_the_docker_hint(provisioned: Path, closed_ports: tuple[int, int]) -> None:
+    outcome = doctor(provisioned, closed_ports, "kafka.bootstrap_servers=kafka:29092")
+    assert outcome.returncode == 1
+    assert outcome.failed == {"endpoint kafka kafka:29092", *METRICS}
+    assert outcome.skipped == {"topic sensor-data", "topic sensor-data-dlq"}
+    check = outcome.checks["endpoint kafka kafka:29092"]
+    assert "does not resolve" in check["detail"]
+    assert "resolves only inside the compose network; from this machine use localhost:9092" in check["fix"]
+    assert "deploy/README.md" in check["fix"]
+
+
+def test_closed_mqtt_port(provisioned: Path, closed_ports: tuple[int, int]) -> None:
+    port = free_port()
+    outcome = doctor(provisioned, closed_ports, f"mqtt.port={port}")
+    assert outcome.failed == {f"endpoint mqtt 127.0.0.1:{port}", *METRICS}
+    assert outcome.skipped == {"mqtt login"}
+    check = outcome.checks[f"endpoint mqtt 127.0.0.1:{port}"]
+    assert "connection refused" in check["detail"]
+    assert "mqtt.host/mqtt.port" in check["fix"]
+
+
+def test_missing_database(provisioned: Path, closed_ports: tuple[int, int]) -> None:
+    outcome = doctor(provisioned, closed_ports, "postgres.database=nope")
+    assert outcome.failed == {"database", *METRICS}
+    assert outcome.skipped == {"database schema", "raw_data jsonb", "database roles", "timescaledb"}
+    assert "has no database nope" in outcome.checks["database"]["detail"]
+    assert "postgres.database" in outcome.checks["database"]["fix"]
+
+
+@pytest.fixture
+def empty_db(stack_settings: Settings) -> Iterator[str]:
+    """A new, empty database owned by the pipeline's role, dropped afterwards."""
+    name = f"doctor_{uuid.uuid4().hex[:10]}"
+    owner = sql.Identifier(stack_settings.postgres.user)
+    with Postgres(stack_settings).admin() as conn:
+        conn.execute(sql.SQL("create database {} owner {}").format(sql.Identifier(name), owner))
+    yield name
+    with Postgres(stack_settings).admin() as conn:
+        conn.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(name)))
+
+
+def test_unmigrated_database(provisioned: Path, closed_ports: tuple[int, int], empty_db: str) -> None:
+    outcome = doctor(provisioned, closed_ports, f"postgres.database={empty_db}")
+    assert outcome.failed == {"database schema", *METRICS}
+    assert outcome.skipped == {"raw_data jsonb"}
+    assert "is not migrated" in outcome.checks["database schema"]["detail"]
+    assert outcome.checks["database schema"]["fix"] == "`sensorpipe db migrate`"
+
+
+def test_raw_data_not_jsonb(
+    provisioned: Path, closed_ports: tuple[int, int], empty_db: str, stack_settings: Settings
+) -> None:
+    migrated = sensorpipe("--set", f"postgres.database={empty_db}", "db", "migrate", config=provisioned)
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    pg = stack_settings.postgres.model_copy(update={"database": empty_db})
+    with psycopg.connect(pg.dsn(), autocommit=True) as conn:
+        conn.execute("alter table sensor_data alter column raw_data type text")
+    outcome = doctor(provisioned, closed_ports, f"postgres.database={empty_db}")
+    assert outcome.failed == {"raw_data jsonb", *METRICS}
+    assert "raw_data is text, not jsonb" in outcome.checks["raw_data jsonb"]["detail"]
+    assert "type jsonb" in outcome.checks["raw_data jsonb"]["fix"]
+
+
+def test_wrong_writer_password(provisioned: Path, closed_ports: tuple[int, int]) -> None:
+    outcome = doctor(provisioned, closed_ports, "postgres.writer_password=not-the-password")
+    assert outcome.failed == {"database roles", *METRICS}
+    assert "`sensorpipe db migrate`" in outcome.checks["database roles"]["fix"]
+
+
+def test_missing_bucket(provisioned: Path, closed_ports: tuple[int, int]) -> None:
+    outcome = doctor(provisioned, closed_ports, "s3.bucket=no-such-bucket")
+    assert outcome.failed == {"lake bucket", *METRICS}
+    assert "no bucket 'no-such-bucket'" in outcome.checks["lake bucket"]["detail"]
+    assert "s3.bucket" in outcome.checks["lake bucket"]["fix"]
+
+
+def test_wrong_s3_keys(provisioned: Path, closed_ports: tuple[int, int]) -> None:
+    outcome = doctor(provisioned, closed_ports, "s3.secret_key=wrong")
+    assert outcome.failed == {"lake bucket", *METRICS}
+    assert "s3.access_key / s3.secret_key" in outcome.checks["lake bucket"]["fix"]
+
+
+def test_jars_not_fetched(provisioned: Path, closed_ports: tuple[int, int], tmp_path: Path) -> None:
+    outcome = doctor(provisioned, closed_ports, f"stack.cache_dir={tmp_path}")
+    assert outcome.failed == {"spark jars", *METRICS}
+    assert "sensorpipe jars fetch" in outcome.checks["spark jars"]["fix"]
+
+
+def test_no_java(provisioned: Path, closed_ports: tuple[int, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JAVA_HOME", "/nonexistent-java")
+    outcome = doctor(provisioned, closed_ports)
+    assert outcome.failed == {"java", *METRICS}
+    assert "has no bin/java" in outcome.checks["java"]["detail"]
+    assert "openjdk-17-jre-headless" in outcome.checks["java"]["fix"]
+
+
+def test_grafana_provisioning_is_checked_when_asked(
+    provisioned: Path, closed_ports: tuple[int, int], tmp_path: Path
+) -> None:
+    tree = tmp_path / "provisioning"
+    exported = sensorpipe("grafana", "export", str(tree), config=provisioned)
+    assert exported.returncode == 0, exported.stdout + exported.stderr
+    flags = ["--set", f"bridge.metrics_port={closed_ports[0]}", "--set", f"stream.metrics_port={closed_ports[1]}"]
+    result = sensorpipe(*flags, "doctor", "--grafana", str(tree), "--json", config=provisioned, timeout_s=120)
+    checks = {c["name"]: c for c in json.loads(result.stdout)}
+    assert checks["grafana provisioning"]["ok"], checks["grafana provisioning"]
+    assert checks["grafana provisioning"]["problem"] == 10
+
+    moved = ["--set", "monitoring.prometheus_url=http://prometheus:9090"]
+    outcome = doctor(provisioned, closed_ports, "monitoring.prometheus_url=http://prometheus:9090")
+    assert "grafana provisioning" not in outcome.checks  # only with --grafana DIR
+    stale = sensorpipe(*moved, *flags, "doctor", "--grafana", str(tree), config=provisioned, timeout_s=120)
+    assert stale.returncode == 1
+    line = next(line for line in stale.stdout.splitlines() if line.startswith("✗ grafana provisioning"))
+    assert "not what the current settings give: datasources/sensorpipe.yaml" in line
+    assert f"→ `sensorpipe grafana export {tree}`" in line
