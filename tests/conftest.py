@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from psycopg import sql
 
 from sensorpipe.config import Settings, load_settings
 from sensorpipe.stack import Stack
+from sensorpipe.stack.postgres import Postgres
 from tests.ingest_support import BridgeProcess, Lane
 from tests.pipeline_support import Pipeline
 from tests.support import PrivateBroker, fresh_home, write_config
@@ -86,3 +89,15 @@ def pipeline(stack_config: Path) -> Iterator[Pipeline]:
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture
+def empty_db(stack_settings: Settings) -> Iterator[str]:
+    """A new, empty database owned by the pipeline's role on the session stack, dropped afterwards."""
+    name = f"test_{uuid.uuid4().hex[:10]}"
+    owner = sql.Identifier(stack_settings.postgres.user)
+    with Postgres(stack_settings).admin() as conn:
+        conn.execute(sql.SQL("create database {} owner {}").format(sql.Identifier(name), owner))
+    yield name
+    with Postgres(stack_settings).admin() as conn:
+        conn.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(name)))

@@ -4,34 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from sensorpipe.config import Settings
-from sensorpipe.stack.postgres import Postgres
 from sensorpipe.storage.migrate import load_migrations, migrate
 from tests.support import sensorpipe
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def empty_db(stack_settings: Settings) -> Iterator[str]:
-    """A new, empty database owned by the pipeline's role, dropped afterwards."""
-    name = f"test_{uuid.uuid4().hex[:10]}"
-    owner = sql.Identifier(stack_settings.postgres.user)
-    with Postgres(stack_settings).admin() as conn:
-        conn.execute(sql.SQL("create database {} owner {}").format(sql.Identifier(name), owner))
-    yield name
-    with Postgres(stack_settings).admin() as conn:
-        conn.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(name)))
 
 
 def in_db(settings: Settings, database: str) -> Settings:

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from sensorpipe.config import Settings
-from sensorpipe.stack.postgres import Postgres
 from tests.support import free_port, sensorpipe
 
 pytestmark = pytest.mark.integration
@@ -149,18 +146,6 @@ def test_missing_database(provisioned: Path, closed_ports: tuple[int, int]) -> N
     assert outcome.skipped == {"database schema", "raw_data jsonb", "database roles", "timescaledb"}
     assert "has no database nope" in outcome.checks["database"]["detail"]
     assert "postgres.database" in outcome.checks["database"]["fix"]
-
-
-@pytest.fixture
-def empty_db(stack_settings: Settings) -> Iterator[str]:
-    """A new, empty database owned by the pipeline's role, dropped afterwards."""
-    name = f"doctor_{uuid.uuid4().hex[:10]}"
-    owner = sql.Identifier(stack_settings.postgres.user)
-    with Postgres(stack_settings).admin() as conn:
-        conn.execute(sql.SQL("create database {} owner {}").format(sql.Identifier(name), owner))
-    yield name
-    with Postgres(stack_settings).admin() as conn:
-        conn.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(name)))
 
 
 def test_unmigrated_database(provisioned: Path, closed_ports: tuple[int, int], empty_db: str) -> None:
