@@ -57,8 +57,7 @@ def endpoints(settings: Settings) -> list[Endpoint]:
     pg = settings.postgres
     found.append(Endpoint("postgres", pg.host, pg.port, "postgres.host/postgres.port (POSTGRES_HOST/POSTGRES_PORT)"))
     if settings.lake.backend == "s3":
-        rest = settings.s3.endpoint.split("://", 1)[1].split("/", 1)[0]
-        s3_host, s3_port = _host_port(rest, 443 if settings.s3.endpoint.startswith("https") else 80)
+        s3_host, s3_port = settings.s3.host_port
         found.append(Endpoint("s3", s3_host, s3_port, "s3.endpoint (MINIO_ENDPOINT)"))
     return found
 
