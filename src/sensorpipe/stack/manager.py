@@ -15,7 +15,7 @@ from sensorpipe.stack import ports
 from sensorpipe.stack.kafka import Kafka
 from sensorpipe.stack.mosquitto import Mosquitto
 from sensorpipe.stack.postgres import Postgres
-from sensorpipe.stack.process import ProcessError, exited, group_rss_bytes, spawn, stop
+from sensorpipe.stack.process import ProcessError, exited, group_rss_bytes, log_tail, spawn, stop
 from sensorpipe.stack.seaweedfs import SeaweedS3
 from sensorpipe.stack.service import NotReady, Service, StackError
 from sensorpipe.storage.s3 import S3Error, list_buckets
@@ -229,8 +229,5 @@ class Stack:
         return ServiceState("lake", {"uri": uri}, False, ok, f"bucket {bucket} {'present' if ok else 'missing'}")
 
 
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
+def _tail(path: Path) -> str:
+    return "\n".join(log_tail(path)) or "(no log)"

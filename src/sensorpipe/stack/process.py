@@ -132,29 +132,53 @@ def exited(pid: int) -> bool:
     return _start_ticks(pid) is None or _is_zombie(pid)
 
 
+def exit_code(child: int) -> int | None:
+    """Our child's exit code once it ended (negative: the signal that killed it), None while it runs.
+
+    Reaps it: call this before `exited` or `terminate`, which would reap it and drop the code.
+    """
+    done, status = os.waitpid(child, os.WNOHANG)
+    return os.waitstatus_to_exitcode(status) if done == child else None
+
+
 def stop(pid_file: PidFile, *, sig: signal.Signals = signal.SIGTERM, timeout_s: float = 30.0) -> bool:
     """Stop the process the pid file names and its children, politely then with SIGKILL.
 
-    Returns False if it was not running. Returns once no process of its group is left; raises
-    ProcessError if one survives SIGKILL for 10 s (stuck in the kernel), rather than hang.
+    Returns False if it was not running. See `terminate`.
     """
     pid = pid_file.running_pid()
     if pid is None:
         pid_file.remove()
         return False
-    _signal_group(pid, sig)
+    terminate(pid, sig=sig, timeout_s=timeout_s)
+    pid_file.remove()
+    return True
+
+
+def terminate(pid: int, *, sig: signal.Signals = signal.SIGTERM, timeout_s: float = 30.0, group: bool = True) -> bool:
+    """Send `sig` to the process group `pid` leads (or, `group=False`, to `pid` alone, which then stops the
+    rest in its own way), then SIGKILL whatever is left of the group after `timeout_s`.
+
+    Returns True when the group ended on `sig` alone. Returns once no process of the group is left;
+    raises ProcessError if one survives SIGKILL for 10 s (stuck in the kernel), rather than hang.
+    """
+    if group:
+        _signal_group(pid, sig)
+    else:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and not (exited(pid) and not group_members(pid)):
         time.sleep(0.1)
-    if not exited(pid) or group_members(pid):
-        _signal_group(pid, signal.SIGKILL)
-        killed_by = time.monotonic() + 10
-        while not exited(pid) or group_members(pid):
-            if time.monotonic() > killed_by:
-                raise ProcessError(f"pid {pid} and its group survive SIGKILL: {group_members(pid)}")
-            time.sleep(0.05)
-    pid_file.remove()
-    return True
+    if exited(pid) and not group_members(pid):
+        return True
+    _signal_group(pid, signal.SIGKILL)
+    killed_by = time.monotonic() + 10
+    while not exited(pid) or group_members(pid):
+        if time.monotonic() > killed_by:
+            raise ProcessError(f"pid {pid} and its group survive SIGKILL: {group_members(pid)}")
+        time.sleep(0.05)
+    return False
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
@@ -171,6 +195,15 @@ def group_members(pgid: int) -> list[int]:
         if fields and int(fields[2]) == pgid and fields[0] != "Z":
             members.append(int(proc.name))
     return members
+
+
+def log_tail(path: Path, lines: int = 15) -> list[str]:
+    """The last `lines` non-empty lines of a log, [] when there is none: what a crash report shows."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return []
+    return [line for line in text.splitlines() if line.strip()][-lines:]
 
 
 def rss_bytes(pid: int) -> int:
