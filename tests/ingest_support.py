@@ -19,6 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from sensorpipe.config import Settings
 from sensorpipe.ingest.kafka_client import client_config
+from sensorpipe.ops.scrape import scrape
 from sensorpipe.stack import Stack
 from sensorpipe.stack.process import stop
 from tests.support import free_port
@@ -111,8 +112,15 @@ class BridgeProcess:
             time.sleep(0.05)
         raise AssertionError(f"bridge did not log {text!r} within {timeout_s}s:\n{self.log}")
 
-    def wait_subscribed(self) -> None:
-        self.wait_for_log("subscribed to")
+    def wait_subscribed(self, timeout_s: float = 60) -> None:
+        """Until the broker confirmed the subscriptions (SUBACK), as the bridge's gauge says: from then on
+        nothing published is missed (its log line comes when the request is sent, not when it is granted)."""
+        self.wait_for_log("subscribed to", timeout_s)
+        deadline = time.monotonic() + timeout_s
+        while scrape("127.0.0.1", self.metrics_port).total("sensorpipe_bridge_mqtt_subscribed") != 1:
+            assert self.process.poll() is None, f"bridge exited:\n{self.log}"
+            assert time.monotonic() < deadline, f"no SUBACK within {timeout_s}s:\n{self.log}"
+            time.sleep(0.05)
 
     def stop(self, timeout_s: float = 60) -> dict[str, Any]:
         """SIGTERM, as a service manager would; returns the bridge's final totals."""

@@ -159,6 +159,7 @@ class Bridge:
             self._client.disconnect()
             self._network(0.1)
         self.metrics.mqtt_connected.set(0)
+        self.metrics.mqtt_subscribed.set(0)
 
     def _sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -172,6 +173,7 @@ class Bridge:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         return client
 
     def _connect_properties(self) -> Properties:
@@ -254,11 +256,29 @@ class Bridge:
             ", ".join(filters),
         )
 
+    def _on_subscribe(
+        self, _client: mqtt.Client, _userdata: object, _mid: int, reasons: list[ReasonCode], _props: object
+    ) -> None:
+        """Readings are only safe from the broker's SUBACK on: a supervisor starts publishers after it."""
+        refused = [str(reason) for reason in reasons if reason.is_failure]
+        if refused:
+            logger.error(
+                "mqtt://%s:%d refused the subscription (%s): allow %s to subscribe to %s in the broker's ACL",
+                self.settings.mqtt.host,
+                self.settings.mqtt.port,
+                ", ".join(refused),
+                self.settings.mqtt.username or "the bridge",
+                ", ".join(self.subscriptions),
+            )
+            return
+        self.metrics.mqtt_subscribed.set(1)
+
     def _on_disconnect(
         self, _client: mqtt.Client, _userdata: object, _flags: object, reason: ReasonCode, _props: object
     ) -> None:
         was_connected = self._connected
         self._connected = self._connecting = False
+        self.metrics.mqtt_subscribed.set(0)
         # Acknowledgements of this connection's messages are void now: the broker redelivers them.
         self._generation += 1
         self.metrics.mqtt_connected.set(0)

@@ -34,6 +34,9 @@ class BridgeMetrics:
         self.errors = Counter("sensorpipe_bridge_errors", "errors by kind (all recovered)", ["kind"], registry=r)
         self.in_flight = Gauge("sensorpipe_bridge_in_flight", "received, not yet acknowledged", registry=r)
         self.mqtt_connected = Gauge("sensorpipe_bridge_mqtt_connected", "1 while connected to MQTT", registry=r)
+        self.mqtt_subscribed = Gauge(
+            "sensorpipe_bridge_mqtt_subscribed", "1 once the broker confirmed the subscriptions (SUBACK)", registry=r
+        )
         self.kafka_reachable = Gauge("sensorpipe_bridge_kafka_reachable", "0 while Kafka is unreachable", registry=r)
         self.latency = Histogram(
             "sensorpipe_bridge_forward_latency_seconds",
