@@ -97,14 +97,22 @@ def orphaned_sink_logs(settings: Settings) -> list[str]:
     ]
 
 
-def orphaned_sink_logs_message(settings: Settings, logs: list[str]) -> str:
+ORPHANED_SINK_LOGS_FIX = (
+    "restore those checkpoints, or start over with `sensorpipe stream --reset`, which removes the sink logs"
+    " too (the lake then lists only what the new run writes; older files stay on disk outside the log)"
+)
+
+
+def orphaned_sink_logs_cause(settings: Settings, logs: list[str]) -> str:
     return (
         f"the lake's file sink log ({', '.join(logs)}) belongs to an earlier run whose checkpoint under"
         f" {checkpoint_base(settings)} is gone: a new checkpoint would have its first batches skipped in the"
-        " lake, silently. Either restore those checkpoints, or start over with `sensorpipe stream --reset`,"
-        " which removes the sink logs too (the lake then lists only what the new run writes; older files stay"
-        " on disk outside the log)"
+        " lake, silently"
     )
+
+
+def orphaned_sink_logs_message(settings: Settings, logs: list[str]) -> str:
+    return f"{orphaned_sink_logs_cause(settings, logs)}. Either {ORPHANED_SINK_LOGS_FIX}"
 
 
 def reset_checkpoints(settings: Settings) -> list[str]:
@@ -139,6 +147,18 @@ def _delete_tree(settings: Settings, uri: str) -> None:
     filesystem.delete_dir(path)
 
 
+START_OVER = (
+    "start over with `sensorpipe stream --reset` (the sinks are idempotent: nothing is stored twice,"
+    " and everything Kafka still retains is read again)"
+)
+"""The way out of a checkpoint that cannot be used, shared by the job's failures and doctor."""
+
+ACCEPT_THE_GAP = (
+    "restore them to the topic, or accept the gap with `sensorpipe stream --reset`"
+    " (it restarts from the earliest retained offset), and consider a longer kafka.retention_ms"
+)
+"""The ways out of a checkpoint whose Kafka offsets retention deleted, shared by the job's failures and doctor."""
+
 # Spark's wording when a restarted query no longer fits what its checkpoint recorded.
 _INCOMPATIBLE = (
     re.compile(r"STATE_STORE_\w*(SCHEMA|MISMATCH)\w*|schema for existing state|state schema", re.IGNORECASE),
@@ -155,15 +175,12 @@ def explain_failure(settings: Settings, query: str, error_text: str) -> str | No
     if any(pattern.search(error_text) for pattern in _INCOMPATIBLE):
         return (
             f"the checkpoint of query {query} at {uri} was written by a different version of the query"
-            " (its sources, state or aggregation changed). Either run the version that wrote it, or start"
-            " over with `sensorpipe stream --reset` (the sinks are idempotent: nothing is stored twice,"
-            " and everything Kafka still retains is read again)"
+            f" (its sources, state or aggregation changed). Either run the version that wrote it, or {START_OVER}"
         )
     if _DATA_LOSS.search(error_text):
         return (
             f"the checkpoint of query {query} at {uri} points at Kafka offsets that {settings.kafka.topic} no"
             " longer retains (retention deleted them while the job was stopped): those readings are gone from"
-            " Kafka. Either restore them to the topic, or accept the gap with `sensorpipe stream --reset`"
-            " (it restarts from the earliest retained offset), and consider a longer kafka.retention_ms"
+            f" Kafka. Either {ACCEPT_THE_GAP}"
         )
     return None
