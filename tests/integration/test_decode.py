@@ -18,6 +18,8 @@ from sensorpipe.config import Settings, load_settings
 from sensorpipe.storage.writer import READING_COLUMNS, REJECT_COLUMNS
 from sensorpipe.stream import build_session
 from sensorpipe.stream.decode import ENCODINGS, REASONS, as_writer_columns, decode, valid_readings
+from sensorpipe.stream.encodings import Detected, detect
+from tests import encoding_corpus as corpus
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, Row, SparkSession
@@ -347,3 +349,48 @@ def test_records_read_without_headers_use_the_default_id_and_kafka_time(
     row = decode(frame, settings).select("*", F.unix_micros("time").alias("time_us")).collect()[0]
     assert row["reject_reason"] is None, row
     assert (row["sensor_id"], row["time_us"], row["time_source"]) == ("default", KAFKA_US, "received")
+
+
+def _unwrapped_by_spark(row: Row) -> bool:
+    """Whether Spark got a JSON object or array out of the record: no record-level reject says otherwise."""
+    reason, detail = row["reject_reason"], row["reject_detail"] or ""
+    return not (
+        reason in ("payload_too_large", "undecodable")
+        or (reason == "empty" and detail == "no payload")
+        or (reason == "not_json" and detail.startswith("the decoded payload"))
+        or (reason == "not_an_object" and not detail.startswith("element "))
+    )
+
+
+def _disagreements(rows: list[Row], values: dict[int, bytes | None], max_bytes: int) -> list[str]:
+    """Records (element 0 rows) whose Python detection differs from Spark's labels."""
+    found = []
+    for row in rows:
+        python = detect(values[row["offset"]], max_bytes)
+        spark = Detected(row["encoding"], _unwrapped_by_spark(row))
+        if python != spark:
+            found.append(f"offset {row['offset']}: python {python}, spark {spark} ({row['reject_reason']})")
+    return found
+
+
+def test_the_python_detector_labels_every_case_as_spark_does(by_case: dict[str, list[Row]]) -> None:
+    rows = [by_case[name][0] for name in CASES]
+    values = {OFFSET[name]: value for name, (value, _topic, _received) in CASES.items()}
+    assert _disagreements(rows, values, MAX_BYTES) == []
+
+
+def test_the_python_detector_labels_the_encoding_corpus_as_spark_does(spark: SparkSession, settings: Settings) -> None:
+    """The corpus of tests/unit/test_encodings.py through the real `decode`: Spark is the reference."""
+    stream = settings.stream.model_copy(update={"max_payload_bytes": corpus.MAX_BYTES})
+    names = list(corpus.CORPUS)
+    rows: list[tuple[Any, ...]] = [
+        (bytearray(b"k"), None if sample.value is None else bytearray(sample.value), "t", 0, offset, KAFKA_TS, 0, [])
+        for offset, sample in enumerate(corpus.CORPUS.values())
+    ]
+    frame = decode(spark.createDataFrame(rows, KAFKA_SCHEMA), settings.model_copy(update={"stream": stream}))
+    firsts = frame.where("element = 0").collect()
+    assert sorted(row["offset"] for row in firsts) == list(range(len(names)))
+    values = {offset: sample.value for offset, sample in enumerate(corpus.CORPUS.values())}
+    assert _disagreements(firsts, values, corpus.MAX_BYTES) == []
+    labels = {names[row["offset"]]: row["encoding"] for row in firsts}
+    assert labels == {name: sample.encoding for name, sample in corpus.CORPUS.items()}

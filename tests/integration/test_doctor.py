@@ -74,12 +74,16 @@ def test_healthy_stack_passes_everything_but_the_metrics_of_processes_not_runnin
         f"endpoint s3 {':'.join(map(str, stack_settings.s3.host_port))}",
         "topic sensor-data",
         "topic sensor-data-dlq",
+        "records sensor-data",
         "database",
         "database schema",
         "raw_data jsonb",
         "database roles",
         "timescaledb",
         "lake bucket",
+        "checkpoint readings",
+        "checkpoint aggregates",
+        "checkpoint aggregates_lake",
         "mqtt login",
         *METRICS,
     }
@@ -89,7 +93,7 @@ def test_healthy_stack_passes_everything_but_the_metrics_of_processes_not_runnin
     assert "start `sensorpipe bridge`" in bridge["fix"]
     assert "start `sensorpipe stream`" in outcome.checks["stream metrics"]["fix"]
     assert "informational" in outcome.checks["timescaledb"]["detail"]
-    assert {c["problem"] for c in outcome.checks.values()} == {1, 2, 3, 5, 6, 8, 9}
+    assert {c["problem"] for c in outcome.checks.values()} == {1, 2, 3, 4, 5, 6, 7, 8, 9}
 
 
 def test_human_output_is_one_line_per_check_with_the_fix(provisioned: Path, closed_ports: tuple[int, int]) -> None:
@@ -97,8 +101,8 @@ def test_human_output_is_one_line_per_check_with_the_fix(provisioned: Path, clos
     result = sensorpipe(*flags, "doctor", config=provisioned, timeout_s=120)
     assert result.returncode == 1
     lines = result.stdout.strip().splitlines()
-    assert lines[-1] == "15 passed, 2 failed"
-    assert sum(line.startswith("✓ ") for line in lines) == 15
+    assert lines[-1] == "19 passed, 2 failed"
+    assert sum(line.startswith("✓ ") for line in lines) == 19
     bridge = next(line for line in lines if line.startswith("✗ bridge metrics"))
     assert "→ start `sensorpipe bridge`" in bridge
     assert "Traceback" not in result.stderr
@@ -123,7 +127,12 @@ def test_compose_host_name_gets_the_docker_hint(provisioned: Path, closed_ports:
     outcome = doctor(provisioned, closed_ports, "kafka.bootstrap_servers=kafka:29092")
     assert outcome.returncode == 1
     assert outcome.failed == {"endpoint kafka kafka:29092", *METRICS}
-    assert outcome.skipped == {"topic sensor-data", "topic sensor-data-dlq"}
+    assert outcome.skipped == {
+        "topic sensor-data",
+        "topic sensor-data-dlq",
+        "records sensor-data",
+        "checkpoint readings",
+    }
     check = outcome.checks["endpoint kafka kafka:29092"]
     assert "does not resolve" in check["detail"]
     assert "resolves only inside the compose network; from this machine use localhost:9092" in check["fix"]

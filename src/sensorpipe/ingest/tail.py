@@ -255,18 +255,8 @@ def follow_kafka(
                 " tailing resumes where it stopped"
             )
 
-    consumer = Consumer(
-        client_config(
-            settings,
-            **{
-                "group.id": f"sensorpipe-tail-{uuid.uuid4().hex[:12]}",
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "error_cb": on_error,
-                "log_level": 0,  # connection failures come once, through on_error, not as a log line per retry
-            },
-        )
-    )
+    # Connection failures come once, through on_error, not as a log line per retry (log_level 0).
+    consumer = guest_consumer(settings, "sensorpipe-tail", error_cb=on_error, log_level=0)
     try:
         consumer.assign([_start(consumer, settings, topic, p, from_beginning, timeout_s) for p in partitions])
         origin = "the beginning" if from_beginning else "the end"
@@ -280,13 +270,26 @@ def follow_kafka(
                 if down:
                     down.clear()
                     notify(f"Kafka at {settings.bootstrap_servers} is back")
-                yield _kafka_record(message)
+                yield kafka_record(message)
             elif error.fatal() or error.code() == RdKafkaError.UNKNOWN_TOPIC_OR_PART:
                 raise KafkaError(f"Kafka at {settings.bootstrap_servers} stopped serving {topic}: {error.str()}")
             else:
                 logger.info("kafka: %s", error.str())
     finally:
         consumer.close()
+
+
+def guest_consumer(settings: KafkaSettings, name: str, **extra: Any) -> Consumer:
+    """A consumer that moves no real consumer group: a group id of its own (`name-<random>`), no commits.
+
+    Use it with assign(), never subscribe(): it reads where it is told and leaves every offset as it was.
+    """
+    own = {
+        "group.id": f"{name}-{uuid.uuid4().hex[:12]}",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+    }
+    return Consumer(client_config(settings, **own, **extra))
 
 
 def _partitions(settings: KafkaSettings, topic: str, timeout_s: float) -> list[int]:
@@ -313,7 +316,8 @@ def _start(
     return TopicPartition(topic, partition, high)
 
 
-def _kafka_record(message: Message) -> KafkaRecord:
+def kafka_record(message: Message) -> KafkaRecord:
+    """A record a consumer returned without error, as tail shows it."""
     topic, partition, offset = message.topic(), message.partition(), message.offset()
     assert topic is not None and partition is not None and offset is not None, "set on every record without error"
     kind, millis = message.timestamp()

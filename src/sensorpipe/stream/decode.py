@@ -4,7 +4,8 @@
 reading, or each element of a gateway batch (a JSON array). A row is valid when `reject_reason` is
 null; `as_writer_columns` names its columns as the storage writer does, `valid_readings` keeps the valid rows.
 
-Encodings, detected per record (the `encoding` column; records per encoding are the rows with
+Encodings (`ENCODINGS`, from stream/encodings.py, which detects them the same way in plain Python for
+`sensorpipe doctor`), per record (the `encoding` column; records per encoding are the rows with
 `element = 0`, one per Kafka record):
 
 - `raw_json`: the value is a JSON object or array;
@@ -62,6 +63,7 @@ from sensorpipe.config import Settings
 from sensorpipe.ingest.bridge import HEADER_RECEIVED_AT, HEADER_TOPIC
 from sensorpipe.ingest.readings import HUMIDITY_RANGE, TEMPERATURE_RANGE
 from sensorpipe.storage.writer import READING_COLUMNS
+from sensorpipe.stream.encodings import ENCODINGS
 
 __all__ = [
     "ENCODINGS",
@@ -71,15 +73,6 @@ __all__ = [
     "valid_readings",
 ]
 
-ENCODINGS = (
-    "raw_json",
-    "base64_json",
-    "quoted_base64",
-    "envelope_raw_json",
-    "envelope_base64_json",
-    "envelope_quoted_base64",
-    "unknown",
-)
 REASONS = (
     "payload_too_large",
     "empty",

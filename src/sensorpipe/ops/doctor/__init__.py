@@ -1,7 +1,7 @@
 """`sensorpipe doctor`: one ✓ or ✗ (with the fix) per dependency, for the problems of DESIGN.md's table.
 
-Each module checks one group (runtime, network, topics, database, lake, broker, metrics) and returns
-`Check` results; `run_checks` runs them all, concurrently, each with a timeout, and a check that
+Each module checks one group (runtime, network, topics, records, database, lake, checkpoints, broker, metrics)
+and returns `Check` results; `run_checks` runs them all, concurrently, each with a timeout, and a check that
 raises becomes a ✗ of its own. Checks that talk to a service need its endpoint check to pass first,
 so an unreachable host is reported once, where it is, and not again by every check behind it.
 """
@@ -14,6 +14,8 @@ from pathlib import Path
 from sensorpipe.config import Settings
 from sensorpipe.ops.doctor import broker, database, grafana, lake, metrics, network, runtime, topics
 from sensorpipe.ops.doctor.check import Check, CheckSpec
+from sensorpipe.ops.doctor.checkpoints import checkpoint_specs
+from sensorpipe.ops.doctor.records import check_records
 from sensorpipe.ops.doctor.runner import run_checks
 
 
@@ -41,6 +43,10 @@ def doctor_checks(settings: Settings, grafana_dir: Path | None = None) -> list[C
     kafka = by_service.get("kafka", ())
     for topic in dict.fromkeys([settings.kafka.topic, settings.kafka.dlq_topic]):
         specs.append(CheckSpec(f"topic {topic}", partial(_topic, topic), problem=3, needs=kafka))
+    readings = settings.kafka.topic
+    specs.append(
+        CheckSpec(f"records {readings}", check_records, problem=4, needs=(*kafka, f"topic {readings}"), timeout_s=20.0)
+    )
     pg = by_service["postgres"]
     specs += [
         CheckSpec("database", database.check_connect, problem=6, needs=pg),
@@ -49,6 +55,7 @@ def doctor_checks(settings: Settings, grafana_dir: Path | None = None) -> list[C
         CheckSpec("database roles", database.check_roles, problem=6, needs=("database",)),
         CheckSpec("timescaledb", database.check_timescale, problem=6, needs=("database",)),
         CheckSpec("lake bucket", lake.check_bucket, problem=5, needs=by_service.get("s3", ())),
+        *checkpoint_specs(settings, by_service),
         CheckSpec("mqtt login", broker.check_mqtt_login, problem=9, needs=by_service["mqtt"]),
         CheckSpec("bridge metrics", metrics.check_bridge_metrics, problem=8),
         CheckSpec("stream metrics", metrics.check_stream_metrics, problem=8),
