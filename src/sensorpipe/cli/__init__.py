@@ -18,6 +18,7 @@ from sensorpipe.cli import (
     grafana_cmd,
     jars_cmd,
     prometheus_cmd,
+    run_cmd,
     simulate_cmd,
     stack_cmd,
     stream_cmd,
@@ -56,6 +57,7 @@ app.command("simulate")(simulate_cmd.simulate_command)
 app.command("backfill")(backfill_cmd.backfill_command)
 app.command("top")(top_cmd.top)
 app.command("doctor")(doctor_cmd.doctor)
+app.command("run")(run_cmd.run)
 
 
 def _version(value: bool) -> None:
@@ -92,7 +94,14 @@ def root(
         fail(str(e))
     if home is not None:
         overrides.setdefault("stack", {})["home"] = home
-    ctx.obj = AppContext(config_file=config, overrides=overrides)
+    root_args = [arg for assignment in set_ or [] for arg in ("--set", assignment)]
+    if config is not None:
+        root_args += ["--config", str(config.resolve())]
+    if home is not None:
+        root_args += ["--home", str(home.resolve())]
+    if verbose:
+        root_args.append("--verbose")
+    ctx.obj = AppContext(config_file=config, overrides=overrides, root_args=root_args)
 
 
 def main() -> None:

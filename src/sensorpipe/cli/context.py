@@ -18,6 +18,8 @@ from sensorpipe.config.settings import ConfigFileError, merge_overrides
 class AppContext:
     config_file: Path | None = None
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    root_args: list[str] = field(default_factory=list)
+    """The root options as given (`--config`, `--set`, `--home`, `-v`), for child processes of `run`."""
 
     def settings(self, **flags: dict[str, Any]) -> Settings:
         """Effective settings; `flags` are the command's own options, nested by section."""

@@ -60,9 +60,12 @@ class Scrape:
         return (s for s in self.samples if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
 
 
+_WILDCARD = {"0.0.0.0", "::", ""}  # noqa: S104  # a process listening everywhere is scraped on loopback
+
+
 def scrape(host: str, port: int, timeout_s: float = 2.0) -> Scrape:
     """GET http://host:port/metrics and parse it; a clear `ScrapeError` when nothing answers."""
-    url = f"http://{host}:{port}/metrics"
+    url = f"http://{'127.0.0.1' if host in _WILDCARD else host}:{port}/metrics"
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as response:
             text = response.read().decode()

@@ -32,7 +32,9 @@ UNKNOWN = "-"
 _T = TypeVar("_T")
 
 
-def render(frame: Frame, sensors: int = 10, silent_after_s: float = 600) -> RenderableType:
+def render(
+    frame: Frame, sensors: int = 10, silent_after_s: float = 600, title: str = "sensorpipe top"
+) -> RenderableType:
     """The panel: rates per stage, lag, dead letters, each source's health, and the latest reading per sensor.
 
     Sensors whose latest reading is older than `silent_after_s` are red.
@@ -43,9 +45,7 @@ def render(frame: Frame, sensors: int = 10, silent_after_s: float = 600) -> Rend
     database = known(frame.snapshot.database)
     if database and database.latest:
         parts += [Text(), _sensors(database, sensors, silent_after_s)]
-    return Panel(
-        Group(*parts), title=f"sensorpipe top · {taken}", title_align="left", subtitle=over, subtitle_align="right"
-    )
+    return Panel(Group(*parts), title=f"{title} · {taken}", title_align="left", subtitle=over, subtitle_align="right")
 
 
 def _stages(frame: Frame) -> Table:

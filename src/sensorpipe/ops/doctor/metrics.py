@@ -6,19 +6,16 @@ from sensorpipe.config import Settings
 from sensorpipe.ops.doctor.check import Check, failed, passed
 from sensorpipe.ops.scrape import ScrapeError, scrape
 
-_WILDCARD = {"0.0.0.0", "::", ""}  # noqa: S104  # listening everywhere: scrape it on loopback
-
 
 def _check(name: str, component: str, host: str, port: int | None, setting: str) -> Check:
     if port is None:
         return passed(name, f"off ({setting}_port unset): Prometheus cannot watch the {component}")
-    target = "127.0.0.1" if host in _WILDCARD else host
     try:
-        result = scrape(target, port)
+        result = scrape(host, port)
     except ScrapeError as e:
         return failed(
             name,
-            f"no metrics at {target}:{port} ({e.reason})",
+            f"no metrics at {host}:{port} ({e.reason})",
             f"start `sensorpipe {component}` (or set {setting}_host/{setting}_port to where it runs)",
         )
     prefix = f"sensorpipe_{component}_"

@@ -1,0 +1,201 @@
+"""`sensorpipe run` as a user runs it: the stack, bridge, stream job and simulator under one supervisor.
+
+Each test gets its own topics, database, bucket (so lake and checkpoints) and metrics ports on the
+session stack, and counts what the run stored against what Kafka holds: every record exactly once in
+the database and in the lake, and no process left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar
+
+import psycopg
+import pytest
+
+from sensorpipe.config import Settings, load_settings
+from sensorpipe.config.settings import parse_assignments
+from sensorpipe.ingest.kafka_client import watermarks
+from sensorpipe.stack.process import PidFile, group_members
+from sensorpipe.storage.lake import RAW, read_dataset
+from tests.ingest_support import Lane
+from tests.support import free_port
+
+pytestmark = pytest.mark.integration
+
+RUN_TIMEOUT_S = 240
+
+
+class Run:
+    """One `sensorpipe run` on a lane of its own; `settings` are what its children see."""
+
+    started: ClassVar[list[Run]] = []
+
+    def __init__(self, config: Path, database: str, *options: str) -> None:
+        Run.started.append(self)
+        lane = Lane()
+        self.flags = [
+            *lane.flags(),
+            *("--set", f"postgres.database={database}"),
+            *("--set", f"s3.bucket=run-{uuid.uuid4().hex[:8]}"),
+            *("--set", f"bridge.metrics_port={free_port()}"),
+            *("--set", f"stream.metrics_port={free_port()}"),
+        ]
+        self.settings = load_settings(parse_assignments(self.flags[1::2]), config)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "sensorpipe", "--config", str(config), *self.flags, "run", *options],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def finish(self, timeout_s: float = RUN_TIMEOUT_S) -> tuple[int, str, str]:
+        out, err = self.process.communicate(timeout=timeout_s)
+        return self.process.returncode, out, err
+
+    def child_pid(self, name: str) -> int | None:
+        return PidFile(self.settings.home / "run" / f"{name}.pid").running_pid()
+
+    def stored(self) -> int:
+        with psycopg.connect(self.settings.postgres.dsn()) as conn:
+            try:
+                row = conn.execute("select count(*) from sensor_data").fetchone()
+            except psycopg.errors.UndefinedTable:  # `run` has not migrated the database yet
+                return 0
+        return int(row[0]) if row else 0
+
+    def close(self) -> None:
+        """After a failed test: a second SIGINT makes `run` kill its children, as a second Ctrl+C does."""
+        for _ in range(2):
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGINT)
+                time.sleep(0.5)
+        self.process.communicate(timeout=30)
+
+    def wait_stored(self, at_least: int = 1) -> None:
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        while self.stored() < at_least:
+            assert self.process.poll() is None, self.process.communicate()
+            assert time.monotonic() < deadline, "no rows stored"
+            time.sleep(1)
+
+
+@pytest.fixture(autouse=True)
+def no_run_outlives_its_test() -> Iterator[None]:
+    yield
+    while Run.started:
+        Run.started.pop().close()
+
+
+def kafka_records(settings: Settings) -> int:
+    marks = watermarks(settings.kafka, settings.kafka.topic)
+    assert marks is not None
+    return sum(high - low for low, high in marks.values())
+
+
+def assert_exactly_once(run: Run) -> int:
+    """Every record on the run's topic is one row in sensor_data and one in the lake; returns how many."""
+    records = kafka_records(run.settings)
+    assert records > 0
+    assert run.stored() == records
+    lake = read_dataset(run.settings, RAW, columns=["sensor_id", "time"]).to_pylist()
+    assert len(lake) == records
+    assert len({(row["sensor_id"], row["time"]) for row in lake}) == records
+    return records
+
+
+def started_pids(stderr_or_stdout: str) -> dict[str, list[int]]:
+    """Every child's pids, from `run`'s event lines ("bridge started (pid 123)")."""
+    found: dict[str, list[int]] = {}
+    for name, pid in re.findall(r"(\w+) started \(pid (\d+)\)", stderr_or_stdout):
+        found.setdefault(name, []).append(int(pid))
+    return found
+
+
+def assert_nothing_left(pids: dict[str, list[int]], settings: Settings) -> None:
+    assert set(pids) >= {"bridge", "stream"}
+    for name, started in pids.items():
+        for pid in started:
+            assert group_members(pid) == [], f"{name} (pid {pid}) left processes behind"
+        assert not (settings.home / "run" / f"{name}.pid").exists()
+    assert not (settings.home / "run" / "run.pid").exists()
+
+
+def test_run_with_the_simulator_stores_every_reading_once_and_stops_cleanly(stack_config: Path, empty_db: str) -> None:
+    run = Run(stack_config, empty_db, "--simulate", "4", "--rate", "100", "--duration", "8", "--json")
+    code, out, err = run.finish()
+    assert code == 0, err
+    assert "Traceback" not in err
+    summary = json.loads(out)
+    assert summary["stopped_because"] == "duration reached"
+    assert summary["drained"] is True
+    assert {name: child["state"] for name, child in summary["children"].items()} == {
+        "stream": "stopped",
+        "bridge": "stopped",
+        "simulator": "finished",
+    }
+    assert all(child["restarts"] == 0 for child in summary["children"].values())
+    records = assert_exactly_once(run)
+    assert records >= 700  # 100 readings/s for 8 s, give or take the start of the publisher
+    assert summary["totals"]["mqtt_received"] == records
+    assert_nothing_left(started_pids(err), run.settings)
+
+
+def test_ctrl_c_stops_in_order_after_storing_what_was_forwarded(stack_config: Path, empty_db: str) -> None:
+    run = Run(stack_config, empty_db, "--simulate", "3", "--rate", "50", "--no-view")
+    run.wait_stored()
+    run.process.send_signal(signal.SIGINT)
+    code, out, err = run.finish()
+    assert code == 0, out + err
+    events = [line for line in out.splitlines() if " • " in line]
+    order = [m.group(1) for line in events if (m := re.search(r"• (\w+) (?:stopped|finished)", line))]
+    assert order == ["simulator", "bridge", "stream"], out
+    assert "stream job: everything forwarded is stored" in out
+    assert "pipeline stopped (interrupted)" in out
+    assert_exactly_once(run)
+    assert_nothing_left(started_pids(out), run.settings)
+
+
+def test_a_killed_stream_job_is_restarted_and_nothing_is_lost_or_doubled(stack_config: Path, empty_db: str) -> None:
+    run = Run(stack_config, empty_db, "--simulate", "4", "--rate", "100", "--duration", "40", "--json")
+    run.wait_stored()
+    stream = run.child_pid("stream")
+    assert stream is not None
+    os.kill(stream, signal.SIGKILL)  # the driver only, as the OOM killer would: its JVM is left to the supervisor
+    code, out, err = run.finish()
+    assert code == 0, err
+    assert "stream exited unexpectedly (killed by SIGKILL)" in err
+    assert re.search(r"stream started \(pid \d+\), log .* \(restart 1\)", err), err
+    summary = json.loads(out)
+    assert summary["children"]["stream"]["restarts"] == 1
+    assert summary["drained"] is True
+    assert_exactly_once(run)
+    assert_nothing_left(started_pids(err), run.settings)
+
+
+def test_a_second_run_on_the_same_home_is_refused(stack_config: Path, empty_db: str) -> None:
+    first = Run(stack_config, empty_db, "--no-view")
+    try:
+        deadline = time.monotonic() + 60
+        while first.child_pid("bridge") is None:
+            assert first.process.poll() is None, first.process.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        second = Run(stack_config, empty_db, "--no-view")
+        code, _, err = second.finish(60)
+        assert code == 1
+        assert f"another `sensorpipe run` (pid {first.process.pid}) supervises the pipeline" in err
+        assert "Traceback" not in err
+    finally:
+        first.process.send_signal(signal.SIGINT)
+        code, out, err = first.finish()
+    assert code == 0, out + err
