@@ -21,6 +21,7 @@ from sensorpipe.config import Settings
 from sensorpipe.ops.launch import (
     BRIDGE,
     SIMULATOR,
+    STOP_ORDER,
     STREAM,
     LaunchError,
     RunOptions,
@@ -261,7 +262,8 @@ def _supervise(
     try:
         out.events(supervisor.stop_leftovers())
         for name in (STREAM, BRIDGE):
-            out.events(supervisor.start(name))
+            if not stops.requested:  # Ctrl+C during the set-up: start nothing
+                out.events(supervisor.start(name))
         why = _watch(settings, supervisor, options, stops, out)
         drained = _stop(settings, supervisor, out, drain=why != "gave up")
     except KeyboardInterrupt:
@@ -308,19 +310,16 @@ def _watch(settings: Settings, supervisor: Supervisor, options: RunOptions, stop
 
 
 def _stop(settings: Settings, supervisor: Supervisor, out: Output, *, drain: bool) -> bool | None:
-    """Simulator, bridge, then the stream job once it stored what was forwarded: whether it did (None: not tried)."""
-    out.refresh()
-    for name in (SIMULATOR, BRIDGE):
-        if name in supervisor.children:
-            out.status = f"stopping {name} ..."
-            out.refresh()
-            out.events(supervisor.stop(name))
+    """In STOP_ORDER, the stream job once it stored what was forwarded: whether it did (None: not tried)."""
     drained: bool | None = None
-    if drain and supervisor.children[STREAM].state in {ChildState.RUNNING, ChildState.WAITING}:
-        drained = _drain(settings, supervisor, out)
-    out.status = f"stopping {STREAM} ..."
-    out.refresh()
-    out.events(supervisor.stop(STREAM))
+    for name in STOP_ORDER:
+        if name not in supervisor.children:
+            continue
+        if name == STREAM and drain and supervisor.children[STREAM].state in {ChildState.RUNNING, ChildState.WAITING}:
+            drained = _drain(settings, supervisor, out)
+        out.status = f"stopping {name} ..."
+        out.refresh()
+        out.events(supervisor.stop(name))
     out.status = ""
     out.refresh()
     return drained

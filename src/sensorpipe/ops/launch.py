@@ -29,7 +29,6 @@ from sensorpipe.stream.checkpoint_log import UnreadableCheckpointError, kafka_of
 from sensorpipe.stream.runner import STOP_GRACE_S
 
 STREAM, BRIDGE, SIMULATOR = "stream", "bridge", "simulator"
-START_ORDER = (STREAM, BRIDGE, SIMULATOR)
 STOP_ORDER = (SIMULATOR, BRIDGE, STREAM)
 """Producers first: what the simulator published, the bridge forwards; what it forwarded, the job stores."""
 
@@ -135,7 +134,6 @@ def stream_backlog(settings: Settings) -> int | None:
 __all__ = [
     "BRIDGE",
     "SIMULATOR",
-    "START_ORDER",
     "STOP_ORDER",
     "STREAM",
     "LaunchError",
