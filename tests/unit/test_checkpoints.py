@@ -11,7 +11,14 @@ import pytest
 
 from sensorpipe.config import Settings, load_settings
 from sensorpipe.ops.doctor.checkpoints import check_checkpoint
-from sensorpipe.stream.checkpoint_log import UnreadableCheckpointError, kafka_offsets, read_checkpoint
+from sensorpipe.stream.checkpoint_log import (
+    UnreadableCheckpointError,
+    entry_offsets,
+    kafka_offsets,
+    parse_offsets,
+    read_checkpoint,
+    records_behind,
+)
 from sensorpipe.stream.checkpoints import (
     QUERIES,
     CheckpointError,
@@ -220,3 +227,17 @@ def test_a_query_started_but_without_a_batch(tmp_path: Path, clean_env: pytest.M
     _spark_checkpoint(settings, "aggregates_lake", {}, [])
     check = check_checkpoint("aggregates_lake", settings)
     assert check.ok and check.detail == "no batch yet: the first batch reads the lake's raw from its beginning"
+
+
+def test_records_behind_counts_what_a_restart_has_yet_to_read() -> None:
+    marks = {0: (0, 100), 1: (40, 90), 2: (0, 7)}
+    # partition 1 resumes below what Kafka retains (reads from 40), partition 2 is new (read from its start)
+    assert records_behind({0: 100, 1: 10}, marks) == 0 + 50 + 7
+    assert records_behind({}, marks) == 100 + 50 + 7
+    assert records_behind({0: 60, 1: 90, 2: 7}, marks) == 40
+
+
+def test_entry_offsets_of_a_kafka_batch() -> None:
+    entry = parse_offsets('v1\n{"batchWatermarkMs":0}\n{"sensor-data":{"1":5,"0":9}}', 3, "offsets/3")
+    assert entry_offsets(entry) == {"sensor-data": {0: 9, 1: 5}}
+    assert entry_offsets(None) == {}

@@ -25,7 +25,12 @@ from sensorpipe.stack.manager import Report
 from sensorpipe.storage.errors import StorageError
 from sensorpipe.storage.migrate import migrate
 from sensorpipe.storage.s3 import S3Error, ensure_bucket
-from sensorpipe.stream.checkpoint_log import UnreadableCheckpointError, kafka_offsets, read_checkpoint
+from sensorpipe.stream.checkpoint_log import (
+    UnreadableCheckpointError,
+    entry_offsets,
+    read_checkpoint,
+    records_behind,
+)
 from sensorpipe.stream.runner import STOP_GRACE_S
 
 STREAM, BRIDGE, SIMULATOR = "stream", "bridge", "simulator"
@@ -122,13 +127,10 @@ def stream_backlog(settings: Settings) -> int | None:
     try:
         marks = watermarks(settings.kafka, topic)
         log = read_checkpoint(settings, "readings")
+        resume = entry_offsets(log.resume if log is not None else None).get(topic, {})
     except (KafkaError, UnreadableCheckpointError, OSError):
         return None
-    if marks is None:
-        return None
-    source = log.resume.sources[0] if log is not None and log.resume is not None and log.resume.sources else None
-    done = kafka_offsets(source).get(topic, {}) if source else {}
-    return sum(max(high - max(done.get(partition, low), low), 0) for partition, (low, high) in marks.items())
+    return None if marks is None else records_behind(resume, marks)
 
 
 __all__ = [

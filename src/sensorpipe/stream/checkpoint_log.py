@@ -179,11 +179,27 @@ def kafka_offsets(source: str) -> dict[str, dict[int, int]]:
         raise UnreadableCheckpointError(f"not a Kafka source offset: {source[:80]!r}") from e
 
 
+def entry_offsets(entry: OffsetEntry | None) -> dict[str, dict[int, int]]:
+    """The Kafka offsets of a batch's one source ({} for none); UnreadableCheckpointError for another kind."""
+    source = entry.sources[0] if entry is not None and entry.sources else None
+    return kafka_offsets(source) if source is not None else {}
+
+
+def records_behind(resume: dict[int, int], marks: dict[int, tuple[int, int]]) -> int:
+    """Records Kafka holds (`marks`: partition → (low, high)) that a restart from `resume` has yet to read.
+
+    A partition the checkpoint does not know (added since) is read from its start, as Spark does.
+    """
+    return sum(max(high - max(resume.get(partition, low), low), 0) for partition, (low, high) in marks.items())
+
+
 __all__ = [
     "CheckpointLog",
     "OffsetEntry",
     "UnreadableCheckpointError",
+    "entry_offsets",
     "kafka_offsets",
     "parse_offsets",
     "read_checkpoint",
+    "records_behind",
 ]

@@ -18,8 +18,9 @@ from sensorpipe.stream.checkpoint_log import (
     CheckpointLog,
     OffsetEntry,
     UnreadableCheckpointError,
-    kafka_offsets,
+    entry_offsets,
     read_checkpoint,
+    records_behind,
 )
 from sensorpipe.stream.checkpoints import (
     ACCEPT_THE_GAP,
@@ -113,16 +114,11 @@ def _check_lake_source(name: str, log: CheckpointLog, latest: OffsetEntry) -> Ch
     return passed(name, f"{_batch(log, latest)}, up to entry {found['logOffset']} of the lake's raw")
 
 
-def _offsets(entry: OffsetEntry | None) -> dict[str, dict[int, int]]:
-    source = entry.sources[0] if entry is not None and entry.sources else None
-    return kafka_offsets(source) if source is not None else {}
-
-
 def _check_kafka(name: str, log: CheckpointLog, latest: OffsetEntry, settings: Settings) -> Check:
     topic = settings.kafka.topic
     try:
-        planned = _offsets(latest)
-        start = _offsets(log.resume) if log.resume is not None else planned
+        planned = entry_offsets(latest)
+        start = entry_offsets(log.resume) if log.resume is not None else planned
     except UnreadableCheckpointError as e:
         return failed(name, f"{log.uri} was written for another source than Kafka ({e})", OTHER_QUERY_FIX)
     written_for = sorted(set(planned) | set(start))
@@ -185,8 +181,7 @@ def _retained(
             " by retention before the job read them",
             ACCEPT_THE_GAP,
         )
-    # A partition the checkpoint does not know (added since) is read from its start.
-    lag = sum(high - max(start.get(p, low), low) for p, (low, high) in marks.items())
+    lag = records_behind(start, marks)
     return passed(name, f"{_batch(log, latest)}, offsets of {topic} retained, {lag} record(s) behind")
 
 
