@@ -161,7 +161,8 @@ def test_ctrl_c_stops_in_order_after_storing_what_was_forwarded(stack_config: Pa
     assert order == ["simulator", "bridge", "stream"], out
     assert "stream job: everything forwarded is stored" in out
     assert "pipeline stopped (interrupted)" in out
-    assert_exactly_once(run)
+    records = assert_exactly_once(run)
+    assert f"stored {records:,} · lake {records:,}" in events[-1], out  # the last progress line: the totals
     assert_nothing_left(started_pids(out), run.settings)
 
 

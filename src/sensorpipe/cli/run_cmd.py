@@ -101,14 +101,14 @@ class Output:
         self.status = line
         self.lines.print(f"{time.strftime('%H:%M:%S')} • {line}")
 
-    def refresh(self) -> None:
-        """Take a snapshot and redraw, or print a progress line now and then without the view."""
+    def refresh(self, *, last: bool = False) -> None:
+        """Take a snapshot and redraw, or print a progress line now and then (and the `last` one) without the view."""
         current = self._snapshot()
         self.totals |= {stage: n for stage, n in stage_totals(current).items() if n is not None}
         if self.live is not None:
             panel = render(between(self.previous or current, current), title="sensorpipe run")
             self.live.update(Group(panel, self._children()), refresh=True)
-        elif not self.json and time.monotonic() - self.last_progress >= PROGRESS_EVERY_S:
+        elif not self.json and (last or time.monotonic() - self.last_progress >= PROGRESS_EVERY_S):
             self.last_progress = time.monotonic()
             self.lines.print(f"{time.strftime('%H:%M:%S')} • {progress_line(current)}")
         self.previous = current
@@ -321,7 +321,7 @@ def _stop(settings: Settings, supervisor: Supervisor, out: Output, *, drain: boo
         out.refresh()
         out.events(supervisor.stop(name))
     out.status = ""
-    out.refresh()
+    out.refresh(last=True)
     return drained
 
 
