@@ -28,90 +28,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 from confluent_kafka import Consumer, TopicPartition
-from paho.mqtt.enums import CallbackAPIVersion
 from rich.console import Console
 from rich.table import Table
 
-from private_stack import private_config
 from sensorpipe.config import Settings, load_settings
 from sensorpipe.ingest.bridge_metrics import LATENCY_BUCKETS_S, bucket_quantile
 from sensorpipe.ingest.kafka_client import client_config
+from sensorpipe.ops.bench.ceilings import child_result, mqtt_ceiling, publish
+from sensorpipe.ops.bench.home import private_config
 from sensorpipe.stack import Stack
 from sensorpipe.stack.process import ProcessSnapshot, cpu_seconds
 
 BASE_PORT = 24000
-WINDOW = 100
 _started: list[subprocess.Popen[str]] = []
-
-
-def reading(seq: int) -> dict[str, Any]:
-    return {
-        "sensor_id": f"sensor-{seq % 100:03d}",
-        "timestamp": round(1_790_000_000 + seq / 1000, 3),
-        "temperature": round(20 + (seq % 70) / 10, 2),
-        "humidity": round(40 + (seq % 300) / 10, 1),
-        "seq": seq,
-    }
-
-
-def payload(seq: int, batch: int) -> bytes:
-    if batch == 1:
-        return json.dumps(reading(seq), separators=(",", ":")).encode()
-    return json.dumps([reading(seq * batch + i) for i in range(batch)], separators=(",", ":")).encode()
-
-
-def publish(port: int, topic_prefix: str, duration_s: float, batch: int, done: Any) -> None:
-    """As fast as QoS 1 with a window of 100 allows, for `duration_s`; reports messages the broker acknowledged."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{uuid.uuid4().hex[:6]}")
-    client.max_inflight_messages_set(WINDOW)
-    client.max_queued_messages_set(WINDOW * 10)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    began = time.monotonic()
-    infos = []
-    seq = 0
-    while time.monotonic() - began < duration_s:
-        info = client.publish(f"{topic_prefix}/sensor-{seq % 100:03d}/data", payload(seq, batch), qos=1)
-        if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
-            time.sleep(0.0005)
-            continue
-        infos.append(info)
-        seq += 1
-    for info in infos:
-        info.wait_for_publish(60)
-    client.loop_stop()
-    done.put(sum(1 for i in infos if i.is_published()))
-
-
-def subscribe(port: int, topic_filter: str, ready: Any, done: Any, expected_idle_s: float = 3.0) -> None:
-    """Counts messages until none arrived for `expected_idle_s`; reports count and first/last receive times."""
-    times: list[float] = []
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-sub-{uuid.uuid4().hex[:6]}")
-    client.on_message = lambda _c, _u, _m: times.append(time.monotonic())
-    client.on_subscribe = lambda *_a: ready.put(True)
-    client.connect("127.0.0.1", port)
-    client.subscribe(topic_filter, qos=1)
-    while not times or time.monotonic() - times[-1] < expected_idle_s:
-        client.loop(timeout=0.1)
-    done.put((len(times), times[0], times[-1]))
-
-
-def paho_ceiling(port: int, duration_s: float) -> dict[str, float]:
-    ctx = mp.get_context("spawn")
-    ready, sub_done, pub_done = ctx.Queue(), ctx.Queue(), ctx.Queue()
-    prefix = f"ceil{uuid.uuid4().hex[:6]}"
-    sub = ctx.Process(target=subscribe, args=(port, f"{prefix}/+/data", ready, sub_done))
-    sub.start()
-    ready.get(timeout=30)
-    pub = ctx.Process(target=publish, args=(port, prefix, duration_s, 1, pub_done))
-    pub.start()
-    acknowledged = pub_done.get(timeout=duration_s + 120)
-    count, first, last = sub_done.get(timeout=duration_s + 120)
-    pub.join()
-    sub.join()
-    return {"published": acknowledged, "received": count, "rate": count / (last - first)}
 
 
 class BridgeRun:
@@ -219,7 +149,7 @@ def bridge_rate(config: Path, stack: Stack, duration_s: float, batch: int, bridg
     run = BridgeRun(config, settings, bridges)
     ctx = mp.get_context("spawn")
     pub_done = ctx.Queue()
-    pub = ctx.Process(target=publish, args=(settings.mqtt.port, run.lane, duration_s, batch, pub_done))
+    pub = ctx.Process(target=publish, args=(settings.mqtt, f"{run.lane}/+/data", duration_s, batch, pub_done))
     pub.start()
     assert pub.pid is not None
 
@@ -230,7 +160,7 @@ def bridge_rate(config: Path, stack: Stack, duration_s: float, batch: int, bridg
     forwarded_0, cpu_0, buckets_0, t_0 = run.forwarded(), cpu(), run.latency_buckets(), time.monotonic()
     time.sleep(duration_s - min(3.0, duration_s / 4) - 1)
     forwarded_1, cpu_1, buckets_1, t_1 = run.forwarded(), cpu(), run.latency_buckets(), time.monotonic()
-    acknowledged = pub_done.get(timeout=duration_s + 120)
+    acknowledged = child_result(pub_done, duration_s + 120, "publisher")
     pub.join()
     deadline = time.monotonic() + 300
     while run.forwarded() < acknowledged and time.monotonic() < deadline:
@@ -263,9 +193,9 @@ def bridge_drain(config: Path, stack: Stack, backlog_s: float, batch: int, bridg
     BridgeRun(config, settings, bridges, lane).stop()  # the sessions exist now; Mosquitto queues for them
     ctx = mp.get_context("spawn")
     pub_done = ctx.Queue()
-    pub = ctx.Process(target=publish, args=(settings.mqtt.port, lane, backlog_s, batch, pub_done))
+    pub = ctx.Process(target=publish, args=(settings.mqtt, f"{lane}/+/data", backlog_s, batch, pub_done))
     pub.start()
-    backlog = pub_done.get(timeout=backlog_s + 120)
+    backlog = child_result(pub_done, backlog_s + 120, "publisher")
     pub.join()
     run = BridgeRun(config, settings, bridges, lane)
     samples: list[tuple[float, float, float, list[float]]] = []
@@ -311,7 +241,7 @@ def main() -> None:
     try:
         stack.up()
         err.print("measuring plain paho publish → subscribe at QoS 1 …")
-        ceiling = paho_ceiling(settings.mqtt.port, args.duration)
+        ceiling = mqtt_ceiling(settings.mqtt, f"ceil{uuid.uuid4().hex[:6]}/+/data", args.duration)
         live, drain = [], []
         for batch, bridges in ((1, 1), (args.batch, 1), (1, 2)):
             err.print(f"measuring the bridge with a live publisher: batch {batch}, {bridges} bridge(s) …")
@@ -323,7 +253,7 @@ def main() -> None:
             process.kill()
         stack.down(purge=True)
         shutil.rmtree(home, ignore_errors=True)
-    report = {"paho_qos1_ceiling_msgs_per_s": ceiling["rate"], "live": live, "drain": drain}
+    report = {"paho_qos1_ceiling_msgs_per_s": ceiling.messages_per_s, "live": live, "drain": drain}
     if args.json:
         print(json.dumps(report, indent=2))
         return

@@ -64,6 +64,24 @@ class _Pending:
     confirmed: bool = False
 
 
+def producer_config(settings: Settings, client_id: str, **extra: object) -> dict[str, object]:
+    """The bridge's producer: idempotent, acks=all (nothing acknowledged to MQTT before every replica has it).
+
+    Public because the bench's Kafka ceiling must produce exactly as the bridge does.
+    """
+    return client_config(
+        settings.kafka,
+        **{
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": settings.bridge.linger_ms,
+            "message.max.bytes": MAX_RECORD_BYTES + 64 * 1024,
+            "client.id": client_id,
+            **extra,
+        },
+    )
+
+
 class BridgeFatal(RuntimeError):
     """Kafka refused records for a reason retrying cannot fix; nothing unconfirmed was acknowledged."""
 
@@ -330,17 +348,7 @@ class Bridge:
     # -- Kafka -----------------------------------------------------------------------------------
 
     def _producer_config(self) -> dict[str, object]:
-        return client_config(
-            self.settings.kafka,
-            **{
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": self.settings.bridge.linger_ms,
-                "message.max.bytes": MAX_RECORD_BYTES + 64 * 1024,
-                "error_cb": self._on_kafka_error,
-                "client.id": self.settings.bridge.client_id,
-            },
-        )
+        return producer_config(self.settings, self.settings.bridge.client_id, error_cb=self._on_kafka_error)
 
     def _produce(
         self,

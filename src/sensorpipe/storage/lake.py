@@ -132,7 +132,7 @@ def lake_filesystem(settings: Settings) -> pafs.FileSystem:
 
 
 @contextmanager
-def _explained(settings: Settings) -> Iterator[None]:
+def explained(settings: Settings) -> Iterator[None]:
     """pyarrow reports S3 failures as bare OSErrors; ask boto3 what is wrong so the message names the fix."""
     try:
         yield
@@ -291,7 +291,7 @@ def read_dataset(
     time_column = TIME_COLUMNS[_checked(dataset)]
     filesystem = lake_filesystem(settings)
     root = dataset_path(settings, dataset)
-    with _explained(settings):
+    with explained(settings):
         files = committed_files(filesystem, root)
         if files is None:
             files = _listed_files(filesystem, root)
@@ -333,7 +333,7 @@ def write_dataset(settings: Settings, dataset: Dataset, table: pa.Table) -> list
     filesystem = lake_filesystem(settings)
     root = dataset_path(settings, dataset)
     written: list[str] = []
-    with _explained(settings):
+    with explained(settings):
         ds.write_dataset(
             partitioned,
             root,
