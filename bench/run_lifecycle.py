@@ -29,9 +29,9 @@ import psycopg
 from rich.console import Console
 from rich.table import Table
 
-from private_stack import private_config
 from sensorpipe.config import Settings, load_settings
 from sensorpipe.ingest.kafka_client import watermarks
+from sensorpipe.ops.bench.home import private_config
 from sensorpipe.stack import Stack
 from sensorpipe.stack.process import PidFile, log_tail
 
@@ -59,8 +59,6 @@ def _first_row_after(settings: Settings, since: datetime, process: subprocess.Po
 
 def measure() -> dict[str, float | int]:
     config = private_config("sensorpipe-run-bench-", BASE_PORT)
-    with config.open("a") as extra:
-        extra.write(f"[bridge]\nmetrics_port = {BASE_PORT + 310}\n[stream]\nmetrics_port = {BASE_PORT + 311}\n")
     settings = load_settings({}, config)
     figures: dict[str, float | int] = {}
     began = time.monotonic()

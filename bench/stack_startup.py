@@ -20,8 +20,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from private_stack import private_config
 from sensorpipe.config import load_settings
+from sensorpipe.ops.bench.home import private_config
 from sensorpipe.stack import Stack
 from sensorpipe.stack.process import group_rss_bytes
 

@@ -54,11 +54,11 @@ from confluent_kafka import Message, Producer
 from rich.console import Console
 from rich.table import Table
 
-from private_stack import private_config
 from sensorpipe.config import Settings, load_settings
 from sensorpipe.ingest.kafka_client import client_config
 from sensorpipe.ingest.readings import HUMIDITY_RANGE, TEMPERATURE_RANGE
 from sensorpipe.ingest.topics import create_topics
+from sensorpipe.ops.bench.home import private_config
 from sensorpipe.stack import Stack
 from sensorpipe.stack.process import ProcessSnapshot
 from sensorpipe.storage.lake import RAW, read_dataset

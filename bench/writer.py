@@ -31,8 +31,8 @@ import pyarrow as pa
 from rich.console import Console
 from rich.table import Table
 
-from private_stack import private_config
 from sensorpipe.config import PostgresSettings, load_settings
+from sensorpipe.ops.bench.home import private_config
 from sensorpipe.stack import Stack
 from sensorpipe.stack.postgres import Postgres
 from sensorpipe.storage.migrate import migrate
