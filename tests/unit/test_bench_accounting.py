@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from sensorpipe.ops.bench.accounting import Key, account, epoch_ms, tally
+from sensorpipe.ops.bench.accounting import Key, account, epoch_ms, from_counts, tally
 
 A, B, C, D = ("s1", 1000), ("s1", 1001), ("s2", 1000), ("s3", 5)
 
@@ -75,3 +75,22 @@ def test_epoch_ms_from_timestamptz_naive_and_float_seconds() -> None:
     assert epoch_ms(moment.astimezone(timezone(timedelta(hours=2)))) == 1712921712123
     assert epoch_ms(moment.replace(tzinfo=None)) == 1712921712123
     assert epoch_ms(1712921712.123) == 1712921712123
+
+
+def test_from_counts_takes_the_sinks_own_counts() -> None:
+    clean = from_counts(100, db_rows=100, db_distinct=100, lake_rows=100, lake_distinct=100)
+    assert clean.ok
+    assert not clean.exact
+    twice = from_counts(100, db_rows=100, db_distinct=100, lake_rows=103, lake_distinct=100)
+    assert (twice.duplicated_lake, twice.lost_lake, twice.ok) == (3, 0, False)
+    short = from_counts(100, db_rows=97, db_distinct=97, lake_rows=100, lake_distinct=100)
+    assert (short.lost_db, short.lost_lake, short.unexpected) == (3, 0, 0)
+    extra = from_counts(100, db_rows=102, db_distinct=102, lake_rows=101, lake_distinct=101)
+    assert (extra.unexpected, extra.ok) == (2, True)
+
+
+def test_from_counts_refuses_impossible_counts() -> None:
+    with pytest.raises(ValueError, match="negative"):
+        from_counts(-1, db_rows=0, db_distinct=0, lake_rows=0, lake_distinct=0)
+    with pytest.raises(ValueError, match="distinct"):
+        from_counts(1, db_rows=1, db_distinct=2, lake_rows=1, lake_distinct=1)

@@ -11,6 +11,7 @@ from rich.console import Console
 from sensorpipe.ops.bench.accounting import Accounting
 from sensorpipe.ops.bench.report import (
     GIB,
+    LOAD_COMPONENT,
     BenchReport,
     Ceiling,
     Component,
@@ -102,6 +103,21 @@ def test_targets_missed_show_the_figure() -> None:
 def test_max_sustainable_is_what_throughput_targets_judge() -> None:
     checks = targets(report(mode(1, max_sustainable=8000.0), mode(50)))
     assert by_target(checks, "MQTT QoS 1 ceiling", "batch 1").figure == "94% (8,000/s)"
+
+
+def test_a_fixed_rate_the_pipeline_kept_up_with_does_not_miss_a_throughput_target() -> None:
+    easy = mode(50, offered_rate=2000.0, sustained_db=2000.0, sustained_lake=1990.0)
+    check = by_target(targets(report(mode(1), easy)), "gateway", "batch 50")
+    assert (check.met, check.status) == (None, "not measured")
+    assert "--max finds the limit" in check.figure
+    saturated = mode(50, offered_rate=60_000.0, sustained_db=30_000.0, sustained_lake=30_000.0)
+    assert by_target(targets(report(mode(1), saturated)), "gateway", "batch 50").met is False
+
+
+def test_the_load_generator_is_not_part_of_the_stack_memory() -> None:
+    parts = (Component("kafka", 0.3, GIB), Component(LOAD_COMPONENT, 0.9, 5 * GIB))
+    assert mode(1, components=parts).rss_bytes == GIB
+    assert by_target(targets(report(mode(1, components=parts), mode(50))), "3 GiB", "batch 1").met is True
 
 
 def test_unmeasured_figures_are_not_met() -> None:

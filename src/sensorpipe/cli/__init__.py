@@ -11,6 +11,7 @@ import typer
 from sensorpipe import __version__
 from sensorpipe.cli import (
     backfill_cmd,
+    bench_cmd,
     bridge_cmd,
     config_cmd,
     db_cmd,
@@ -58,6 +59,7 @@ app.command("backfill")(backfill_cmd.backfill_command)
 app.command("top")(top_cmd.top)
 app.command("doctor")(doctor_cmd.doctor)
 app.command("run")(run_cmd.run)
+app.command("bench")(bench_cmd.bench)
 
 
 def _version(value: bool) -> None:

@@ -122,4 +122,29 @@ def account(
     )
 
 
-__all__ = ["Accounting", "Key", "account", "epoch_ms", "tally"]
+def from_counts(acknowledged: int, *, db_rows: int, db_distinct: int, lake_rows: int, lake_distinct: int) -> Accounting:
+    """The count form from counts the sinks computed themselves: rows and distinct keys in each.
+
+    For runs too big to bring every key into Python (a `--max` search stores millions of readings): the
+    database counts with `count(distinct (sensor_id, time))`, the lake with Arrow's group-by. `unexpected`
+    is then a lower bound: readings stored in only one sink of the two cannot be told apart from those in
+    both, so it counts what the fuller sink holds beyond the acknowledged readings.
+    """
+    if min(acknowledged, db_rows, db_distinct, lake_rows, lake_distinct) < 0:
+        raise ValueError("counts cannot be negative")
+    if db_distinct > db_rows or lake_distinct > lake_rows:
+        raise ValueError("a sink cannot hold more distinct readings than rows")
+    return Accounting(
+        acknowledged=acknowledged,
+        stored_db=db_rows,
+        stored_lake=lake_rows,
+        lost_db=max(0, acknowledged - db_distinct),
+        lost_lake=max(0, acknowledged - lake_distinct),
+        duplicated_db=db_rows - db_distinct,
+        duplicated_lake=lake_rows - lake_distinct,
+        unexpected=max(0, max(db_distinct, lake_distinct) - acknowledged),
+        exact=False,
+    )
+
+
+__all__ = ["Accounting", "Key", "account", "epoch_ms", "from_counts", "tally"]

@@ -37,6 +37,11 @@ SLOWEST_CEILING_SHARE = 0.50
 STACK_RSS_LIMIT_BYTES = 3 * GIB
 COLD_START_LIMIT_S = 60.0
 
+LOAD_COMPONENT = "simulator (load)"
+"""The load generator: its CPU is shown (it shares the machine) but it is not part of the stack's memory."""
+SATURATED_SHARE = 0.95
+"""A fixed-rate run whose sinks took less than this share of the offered rate found the pipeline's limit."""
+
 MQTT_STAGE = "mqtt"
 """Stage name of the MQTT QoS 1 publish → subscribe ceiling; others: kafka_produce, kafka_consume, postgres_copy,
 parquet_write (any name works, these are what the runner uses)."""
@@ -124,6 +129,8 @@ class ModeReport:
     """Readings/s per stage over time (mqtt, kafka, database, lake)."""
     latency_p99: Series | None = None
     """p99 publish → queryable over time."""
+    window: tuple[float, float] | None = None
+    """When the mode's readings were published (Unix seconds): the time range its accounting counted."""
 
     @property
     def label(self) -> str:
@@ -140,9 +147,21 @@ class ModeReport:
         return self.max_sustainable if self.max_sustainable is not None else self.end_to_end
 
     @property
+    def limit_found(self) -> bool:
+        """Whether `throughput` is the limit: searched with `--max`, or a fixed rate the pipeline did not keep up with.
+
+        A fixed rate the pipeline kept up with says only that the limit is higher: a throughput target it
+        falls short of is then not measured, not missed.
+        """
+        return self.max_sustainable is not None or self.end_to_end < SATURATED_SHARE * self.offered_rate
+
+    @property
     def rss_bytes(self) -> int:
-        """The whole stack's resident memory: the sum of each component's peak (an upper bound of the total)."""
-        return sum(c.rss_bytes for c in self.components)
+        """The whole stack's resident memory: the sum of each component's peak (an upper bound of the total).
+
+        The load generator is not part of the stack.
+        """
+        return sum(c.rss_bytes for c in self.components if c.name != LOAD_COMPONENT)
 
 
 @dataclass(frozen=True)
@@ -180,6 +199,13 @@ def _check(target: str, mode: str, value: float | None, ok: bool | None, shown: 
     return TargetCheck(target, mode, "—" if value is None else shown, None if value is None else ok)
 
 
+def _throughput_check(target: str, m: ModeReport, value: float | None, ok: bool, shown: str) -> TargetCheck:
+    """A throughput target: short of it is "missed" only where the run found the limit (see `limit_found`)."""
+    if value is not None and not ok and not m.limit_found:
+        return TargetCheck(target, m.label, f"{shown}; kept up with the offered rate (--max finds the limit)", None)
+    return _check(target, m.label, value, ok, shown)
+
+
 def targets(report: BenchReport) -> list[TargetCheck]:
     """DESIGN.md's performance targets evaluated against the report, each with the figure it was judged on."""
     checks = []
@@ -195,9 +221,9 @@ def targets(report: BenchReport) -> list[TargetCheck]:
             mqtt = report.ceiling(MQTT_STAGE, 1)
             share = fraction(m.throughput, mqtt.readings_per_s if mqtt else None)
             checks.append(
-                _check(
+                _throughput_check(
                     f"end to end ≥ {MQTT_CEILING_SHARE:.0%} of the MQTT QoS 1 ceiling",
-                    m.label,
+                    m,
                     share,
                     share is not None and share >= MQTT_CEILING_SHARE,
                     f"{share or 0:.0%} ({m.throughput:,.0f}/s)",
@@ -205,9 +231,9 @@ def targets(report: BenchReport) -> list[TargetCheck]:
             )
         else:
             checks.append(
-                _check(
+                _throughput_check(
                     f"≥ {GATEWAY_READINGS_PER_S:,.0f} readings/s with gateway batches",
-                    m.label,
+                    m,
                     m.throughput,
                     m.throughput >= GATEWAY_READINGS_PER_S,
                     f"{m.throughput:,.0f}/s",
@@ -235,9 +261,9 @@ def targets(report: BenchReport) -> list[TargetCheck]:
         slowest = report.slowest_ceiling(m.batch)
         share = fraction(m.throughput, slowest.readings_per_s if slowest else None)
         checks.append(
-            _check(
+            _throughput_check(
                 f"≥ {SLOWEST_CEILING_SHARE:.0%} of the slowest single-stage ceiling",
-                m.label,
+                m,
                 share,
                 share is not None and share >= SLOWEST_CEILING_SHARE,
                 f"{share or 0:.0%} of {slowest.stage if slowest else '?'}",
@@ -345,7 +371,7 @@ def tables(report: BenchReport) -> list[Table]:
         for part in mode.components:
             resources.add_row(mode.label, part.name, f"{part.cpu_cores:.2f}", f"{part.rss_bytes / 2**20:,.0f} MiB")
         if mode.components:
-            total = sum(part.cpu_cores for part in mode.components)
+            total = sum(part.cpu_cores for part in mode.components if part.name != LOAD_COMPONENT)
             resources.add_row(mode.label, "[b]whole stack[/]", f"{total:.2f}", f"{mode.rss_bytes / 2**20:,.0f} MiB")
     ceilings = Table(title="Stage ceilings (each stage alone) and end to end as a fraction of them")
     ceilings.add_column("stage")
@@ -391,6 +417,7 @@ def command_line() -> str:
 __all__ = [
     "COLD_START_LIMIT_S",
     "GATEWAY_READINGS_PER_S",
+    "LOAD_COMPONENT",
     "MQTT_CEILING_SHARE",
     "MQTT_STAGE",
     "P99_LIMIT_S",

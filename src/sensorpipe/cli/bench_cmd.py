@@ -1,0 +1,112 @@
+"""`sensorpipe bench`: how fast the pipeline is on this machine, and where the time goes."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sensorpipe.cli.console import err_console, fail, ok
+
+
+def bench(
+    rate: Annotated[
+        float,
+        typer.Option(
+            "--rate",
+            min=1.0,
+            help="Readings per second offered in both modes; with --max, where the search starts (batch K: 10x).",
+        ),
+    ] = 2000.0,
+    search: Annotated[
+        bool,
+        typer.Option("--max", help="Find the highest sustainable rate of each mode by stepping the load."),
+    ] = False,
+    duration: Annotated[float, typer.Option("--duration", min=8.0, help="Seconds of load per step.")] = 30.0,
+    sensors: Annotated[int, typer.Option("--sensors", min=1, help="Simulated sensors.")] = 100,
+    batch: Annotated[
+        int, typer.Option("--batch", min=2, help="Readings per message in the gateway mode (batch K).")
+    ] = 50,
+    ceiling_duration: Annotated[
+        float, typer.Option("--ceiling-duration", min=1.0, help="Seconds per single-stage ceiling.")
+    ] = 10.0,
+    base_port: Annotated[
+        int,
+        typer.Option(
+            "--base-port",
+            min=1024,
+            max=55_000,
+            help="The bench's own stack listens on this port + 1 … + 14 (S3 also + 10,010 …) and + 310, + 311.",
+        ),
+    ] = 29_000,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Leave the bench's stack up and keep its home and logs.")
+    ] = False,
+    json_: Annotated[bool, typer.Option("--json", help="The report as JSON on stdout; progress on stderr.")] = False,
+    plot_file: Annotated[
+        Path | None, typer.Option("--plot", help="Also draw rate and p99 latency over time into this PNG.")
+    ] = None,
+) -> None:
+    """Measure the whole pipeline under a controlled load, next to each stage's ceiling on this machine.
+
+    The bench runs on a stack of its own (a fresh home on ports from `--base-port`), so the cold start is
+    real and your stack and data are not touched. It measures, for one reading per message (batch 1) and
+    for gateway messages of `--batch` readings:
+
+    - cold start → first row in `sensor_data`;
+    - readings/s landing in the database and in the lake; lost and duplicated readings, counted in both;
+    - publish → stored latency p50/p95/p99 (from each reading's own timestamp);
+    - CPU and peak resident memory of every component;
+    - with `--max`, the highest rate whose Kafka lag stays bounded, and the p99 at half of it;
+
+    then each stage alone (MQTT QoS 1 publish → subscribe, Kafka produce and consume, PostgreSQL COPY,
+    Parquet write) and judges everything against DESIGN.md's targets.
+
+    Examples:
+
+    - `sensorpipe bench`: 2,000 readings/s for 30 s in each mode (about 4 minutes)
+    - `sensorpipe bench --max --duration 20 --plot bench.png`: find the limits (15 to 30 minutes)
+    - `sensorpipe bench --json > bench.json`: for scripts
+    """
+    # Imported here: matplotlib and the bench's modules would slow every other command's start.
+    from sensorpipe.ingest.kafka_client import KafkaError
+    from sensorpipe.ingest.mqtt_client import MqttError
+    from sensorpipe.ops.bench.ceilings import CeilingError
+    from sensorpipe.ops.bench.plot import plot
+    from sensorpipe.ops.bench.report import print_report, to_json
+    from sensorpipe.ops.bench.runner import Bench, BenchError, BenchOptions
+    from sensorpipe.stack import StackError
+    from sensorpipe.storage.errors import StorageError
+    from sensorpipe.storage.lake import LakeError
+    from sensorpipe.storage.s3 import S3Error
+
+    options = BenchOptions(
+        rate=rate,
+        search=search,
+        duration_s=duration,
+        sensors=sensors,
+        batch=batch,
+        ceiling_s=ceiling_duration,
+        base_port=base_port,
+        keep=keep,
+    )
+    with err_console.status("starting ...") as spinner:
+
+        def say(line: str) -> None:
+            err_console.print(f"{time.strftime('%H:%M:%S')} • {line}", markup=False)
+
+        try:
+            report = Bench(options, say=say, status=spinner.update).run()
+        except (BenchError, CeilingError, StackError, StorageError, KafkaError, MqttError, S3Error, LakeError) as e:
+            fail(str(e))
+    if json_:
+        sys.stdout.write(to_json(report) + "\n")
+    else:
+        print_report(report)
+    if plot_file is not None:
+        written = plot(report, plot_file)
+        if not json_:
+            ok(f"plot written to {written}")
