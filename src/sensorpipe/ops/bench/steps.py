@@ -4,9 +4,11 @@ A step offers one rate for a fixed time. It is sustainable when all three hold (
 
 1. the publisher really offered it: readings acknowledged by the broker ≥ 95 % of rate x duration (a rate
    the load generator cannot make says nothing about the pipeline, and going higher would not help);
-2. the Kafka lag at the end of the step is bounded: ≤ rate x max(2 s, one trigger interval), i.e. at most
-   what arrives while one micro-batch is being collected (the stream job reads a trigger's worth at once,
-   so a lag of one trigger is normal, not a backlog);
+2. the Kafka lag is bounded: its lowest value in the step's last quarter is ≤ rate x max(10 s, one trigger
+   interval). That trough is what arrived while the micro-batch before it ran; a job whose batches take
+   several seconds (one reading per Kafka record on two cores: 2-4 s) still keeps up, and how long a
+   reading waits is the latency target's business, not this rule's. What it refuses is a step that
+   ends more than 10 s behind;
 3. the lag is not growing: the lowest lag of the step's last quarter exceeds the lowest lag of its third
    quarter by at most 2 % of the rate per second (the pipeline drains at least 98 % of what arrives). The
    lag is a saw-tooth with the trigger's period (it climbs while a micro-batch collects and drops when the
@@ -34,7 +36,7 @@ from dataclasses import dataclass, field
 from sensorpipe.ops.bench.stats import Sample
 
 OFFERED_SHARE = 0.95
-LAG_FLOOR_S = 2.0
+LAG_FLOOR_S = 10.0
 GROWTH_TOLERANCE = 0.02
 TOLERANCE = 0.10
 
@@ -67,16 +69,15 @@ def judge(step: StepOutcome, trigger_s: float = 1.0) -> Verdict:
         return Verdict(False, f"the publisher made only {offered:.0%} of the rate: the load generator is the limit")
     if not step.lag:
         return Verdict(False, "no lag was measured")
-    bound = step.rate * max(LAG_FLOOR_S, trigger_s)
-    end_lag = step.lag[-1][1]
-    if end_lag > bound:
-        return Verdict(False, f"lag {end_lag:.0f} at the end > {bound:.0f} (rate x {max(LAG_FLOOR_S, trigger_s)} s)")
     start, end = step.lag[0][0], step.lag[-1][0]
     quarter = (end - start) / 4
     if quarter < trigger_s:
         raise ValueError(f"a step of {end - start:g} s of lag samples is shorter than 4 triggers of {trigger_s:g} s")
     third = [v for t, v in step.lag if start + 2 * quarter <= t < start + 3 * quarter]
     last = [v for t, v in step.lag if t >= start + 3 * quarter]
+    floor_s = max(LAG_FLOOR_S, trigger_s)
+    if min(last) > step.rate * floor_s:
+        return Verdict(False, f"lag never below {min(last):.0f} at the end: more than {floor_s:g} s of readings behind")
     growth = (min(last) - min(third, default=min(last))) / quarter
     if growth > GROWTH_TOLERANCE * step.rate:
         return Verdict(False, f"lag growing by {growth:.0f}/s at the end (> {GROWTH_TOLERANCE:.0%} of the rate)")
