@@ -40,7 +40,7 @@ def probe(
 
 
 def step(start: float = 0.0, sim_end: float = 20.0, drained_at: float = 22.0) -> Step:
-    return Step(rate=1000.0, start=start, wall_start=datetime.now(UTC), sim_end=sim_end, drained_at=drained_at)
+    return Step(1000.0, sim_end - start, start, datetime.now(UTC), sim_end=sim_end, drained_at=drained_at)
 
 
 def test_warm_up_is_a_quarter_of_the_step_at_most_five_seconds() -> None:
@@ -63,9 +63,10 @@ def test_sustained_is_the_landing_rate_after_warm_up_while_the_load_ran() -> Non
 
 def test_lag_outcome_keeps_the_backlog_while_the_load_ran() -> None:
     probes = [probe(t, backlog=b) for t, b in ((0.5, 10), (5.0, 20), (19.0, 30), (21.0, 0), (6.0, None))]
-    outcome = lag_outcome(step(), probes)
+    asked = Step(1000.0, 18.0, 0.0, datetime.now(UTC), sim_end=20.0)  # the publisher's start-up took 2 s
+    outcome = lag_outcome(asked, probes)
     assert list(outcome.lag) == [(0.5, 10.0), (5.0, 20.0), (19.0, 30.0)]
-    assert (outcome.rate, outcome.duration_s) == (1000.0, 20.0)
+    assert (outcome.rate, outcome.duration_s) == (1000.0, 18.0)
 
 
 def hist(under_1s: float, under_2s: float, total: float) -> Buckets:

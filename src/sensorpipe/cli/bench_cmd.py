@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -98,8 +100,12 @@ def bench(
         def say(line: str) -> None:
             err_console.print(f"{time.strftime('%H:%M:%S')} • {line}", markup=False)
 
+        # SIGTERM ends the bench as Ctrl+C does: through its clean-up, which stops the stack it started.
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             report = Bench(options, say=say, status=spinner.update).run()
+        except KeyboardInterrupt:
+            fail("interrupted: the bench's processes and stack were stopped, no report")
         except (BenchError, CeilingError, StackError, StorageError, KafkaError, MqttError, S3Error, LakeError) as e:
             fail(str(e))
     if json_:
@@ -110,3 +116,7 @@ def bench(
         written = plot(report, plot_file)
         if not json_:
             ok(f"plot written to {written}")
+
+
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt

@@ -60,6 +60,8 @@ class Step:
     """One offered rate: when it ran (mode time and wall clock) and what the broker acknowledged."""
 
     rate: float
+    duration_s: float
+    """How long the publisher was asked to offer `rate` (its process start-up and drain come on top)."""
     start: float
     wall_start: datetime
     sim_end: float = 0.0
@@ -104,7 +106,7 @@ def lag_outcome(step: Step, probes: Sequence[Probe]) -> StepOutcome:
         for p in probes
         if step.start <= p.t <= step.sim_end and p.backlog is not None
     ]
-    return StepOutcome(step.rate, step.sim_end - step.start, step.acknowledged, lag)
+    return StepOutcome(step.rate, step.duration_s, step.acknowledged, lag)
 
 
 def _buckets_until(probes: Sequence[Probe], t: float) -> Buckets | None:

@@ -295,7 +295,7 @@ class Bench:
 
     def _step(self, label: str, rate: float, batch: int, began: float, probes: list[Probe]) -> Step:
         duration = self.options.duration_s
-        step = Step(rate=rate, start=time.monotonic() - began, wall_start=datetime.now(UTC))
+        step = Step(rate=rate, duration_s=duration, start=time.monotonic() - began, wall_start=datetime.now(UTC))
         self.simulator = self._simulate(rate, batch, duration)
         while self.simulator.poll() is None:
             tick = time.monotonic()
