@@ -64,9 +64,11 @@ def test_sustained_is_the_landing_rate_after_warm_up_while_the_load_ran() -> Non
 def test_lag_outcome_keeps_the_backlog_while_the_load_ran() -> None:
     probes = [probe(t, backlog=b) for t, b in ((0.5, 10), (5.0, 20), (19.0, 30), (21.0, 0), (6.0, None))]
     asked = Step(1000.0, 18.0, 0.0, datetime.now(UTC), sim_end=20.0)  # the publisher's start-up took 2 s
-    outcome = lag_outcome(asked, probes)
+    outcome = lag_outcome(asked, probes, batch=1)
     assert list(outcome.lag) == [(0.5, 10.0), (5.0, 20.0), (19.0, 30.0)]
     assert (outcome.rate, outcome.duration_s) == (1000.0, 18.0)
+    gateway = lag_outcome(asked, probes, batch=50)  # a record holds 50 readings; the rate counts readings
+    assert list(gateway.lag) == [(0.5, 500.0), (5.0, 1000.0), (19.0, 1500.0)]
 
 
 def hist(under_1s: float, under_2s: float, total: float) -> Buckets:

@@ -217,6 +217,21 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
+def pss_bytes(pid: int) -> int:
+    """Proportional resident memory of one process: shared pages split among the processes mapping them.
+
+    Summed over processes it is the memory they really hold together, where RSS counts PostgreSQL's shared
+    buffers once per backend and a forked worker's inherited pages twice. 0 when the process is gone.
+    """
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def cpu_seconds(pid: int) -> float:
     """CPU time (user + system) a process has used so far, with its exited children it waited for; 0 if gone."""
     fields = stat_fields(pid)

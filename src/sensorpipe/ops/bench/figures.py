@@ -46,13 +46,13 @@ class Probe:
     totals: dict[str, int | None]
     """Each stage's counter (`ops.top.stage_totals`); None where its process did not answer."""
     backlog: int | None
-    """Records on the readings topic the stream job has not committed (`launch.stream_backlog`)."""
+    """Kafka records (MQTT messages) the stream job has not committed (`launch.stream_backlog`)."""
     buckets: Buckets | None
     """The stream job's publish → stored latency histogram."""
     cpu: dict[str, float]
     """CPU seconds so far per component (process tree)."""
     rss: dict[str, int]
-    """Resident bytes now per component (process tree)."""
+    """Resident bytes now per component: the process tree's proportional set size (`process.pss_bytes`)."""
 
 
 @dataclass
@@ -99,10 +99,14 @@ def sustained(probes: Sequence[Probe], step: Step, key: str) -> float:
     return window_rate(series, step.warm, step.sim_end)
 
 
-def lag_outcome(step: Step, probes: Sequence[Probe]) -> StepOutcome:
-    """What `steps.judge` needs of a step: its rate, duration, acknowledged readings and backlog over time."""
+def lag_outcome(step: Step, probes: Sequence[Probe], batch: int) -> StepOutcome:
+    """What `steps.judge` needs of a step: its rate, duration, acknowledged readings and backlog over time.
+
+    The backlog is counted in Kafka records, one per MQTT message: times `batch` it is in readings, as the
+    rate is (a gateway record holds `batch` readings).
+    """
     lag = [
-        (p.t - step.start, float(p.backlog))
+        (p.t - step.start, float(p.backlog * batch))
         for p in probes
         if step.start <= p.t <= step.sim_end and p.backlog is not None
     ]

@@ -73,7 +73,7 @@ class Machine:
 
 @dataclass(frozen=True)
 class Component:
-    """One process group's resources during the measured window: average CPU in cores, peak resident memory."""
+    """One component's resources: average CPU in cores over the measured window, peak resident memory (PSS)."""
 
     name: str
     cpu_cores: float
@@ -362,7 +362,7 @@ def tables(report: BenchReport) -> list[Table]:
             _ms(half),
             "—" if mode.cold_start_s is None else f"{mode.cold_start_s:.1f} s",
         )
-    resources = Table(title="CPU (cores) and peak resident memory per component")
+    resources = Table(title="CPU (cores) and peak resident memory (PSS) per component")
     resources.add_column("mode")
     resources.add_column("component")
     resources.add_column("CPU", justify="right")

@@ -79,7 +79,7 @@ from sensorpipe.ops.scrape import Scrape, ScrapeError, scrape
 from sensorpipe.ops.supervisor import ChildState, Supervisor
 from sensorpipe.ops.top import Snapshot, Unavailable, bridge_figures, stage_totals, stream_figures
 from sensorpipe.stack import Stack
-from sensorpipe.stack.process import ProcessSnapshot, log_tail, rss_bytes
+from sensorpipe.stack.process import ProcessSnapshot, log_tail, pss_bytes
 from sensorpipe.storage.errors import connected
 from sensorpipe.storage.lake import RAW, read_dataset
 
@@ -256,7 +256,7 @@ class Bench:
             while (rate := search.next_rate()) is not None:
                 step = self._step(label, rate, batch, began, probes)
                 steps.append(step)
-                verdict = judge(lag_outcome(step, probes), self.trigger_s)
+                verdict = judge(lag_outcome(step, probes, batch), self.trigger_s)
                 search.record(rate, verdict.sustainable)
                 mark = "sustainable" if verdict.sustainable else "not sustainable"
                 self.say(f"{label}: {rate:,.0f} readings/s {mark}: {verdict.reason}")
@@ -345,7 +345,7 @@ class Bench:
         processes = ProcessSnapshot.take()
         pids = self._pids()
         cpu = {name: processes.tree_cpu_seconds(pid) for name, pid in pids.items()}
-        rss = {name: sum(rss_bytes(p) for p in (pid, *processes.descendants(pid))) for name, pid in pids.items()}
+        rss = {name: sum(pss_bytes(p) for p in (pid, *processes.descendants(pid))) for name, pid in pids.items()}
         bridge, stream = self._scrape(BRIDGE), self._scrape(STREAM)
         snapshot = Snapshot(
             taken_at=datetime.now(UTC),
