@@ -206,15 +206,20 @@ def log_tail(path: Path, lines: int = 15) -> list[str]:
     return [line for line in text.splitlines() if line.strip()][-lines:]
 
 
-def rss_bytes(pid: int) -> int:
-    """Resident memory of one process (VmRSS), 0 when it is gone."""
+def _kib_field(path: str, field: str) -> int:
+    """A `Name:   123 kB` line of a /proc file, in bytes; 0 when the file or the line is not there."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(field):
                 return int(line.split()[1]) * 1024
     except OSError:
         pass
     return 0
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of one process (VmRSS), 0 when it is gone."""
+    return _kib_field(f"/proc/{pid}/status", "VmRSS:")
 
 
 def pss_bytes(pid: int) -> int:
@@ -223,13 +228,7 @@ def pss_bytes(pid: int) -> int:
     Summed over processes it is the memory they really hold together, where RSS counts PostgreSQL's shared
     buffers once per backend and a forked worker's inherited pages twice. 0 when the process is gone.
     """
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    return _kib_field(f"/proc/{pid}/smaps_rollup", "Pss:")
 
 
 def cpu_seconds(pid: int) -> float:

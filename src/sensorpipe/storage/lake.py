@@ -107,8 +107,8 @@ def dataset_uri(settings: Settings, dataset: Dataset) -> str:
     return f"{settings.lake_uri.rstrip('/')}/{dataset}"
 
 
-def dataset_path(settings: Settings, dataset: Dataset) -> str:
-    """Where `dataset` lives inside `lake_filesystem(settings)`: `bucket/raw` or `/abs/lake/raw`."""
+def dataset_path(settings: Settings, dataset: str) -> str:
+    """Where `dataset` (or any directory of the lake) lives inside `lake_filesystem(settings)`: `bucket/raw`."""
     if settings.lake.backend == "local":
         return str(settings.lake_dir / dataset)
     return f"{settings.s3.bucket}/{dataset}"
@@ -330,14 +330,22 @@ def write_dataset(settings: Settings, dataset: Dataset, table: pa.Table) -> list
     files named `part-<random>-<n>.parquet`, so it never overwrites earlier files.
     """
     partitioned = with_partition_columns(table, TIME_COLUMNS[_checked(dataset)])
-    filesystem = lake_filesystem(settings)
-    root = dataset_path(settings, dataset)
+    written = write_partitioned(settings, partitioned, dataset_path(settings, dataset))
+    logger.info("wrote %d row(s) in %d file(s) to %s", table.num_rows, len(written), dataset_uri(settings, dataset))
+    return written
+
+
+def write_partitioned(settings: Settings, partitioned: pa.Table, root: str) -> list[str]:
+    """Parquet files of a table with its `date`/`hour` columns under `root` (a `dataset_path`); the files, relative.
+
+    New files are named `part-<random>-<n>.parquet`, so a call never overwrites earlier ones.
+    """
     written: list[str] = []
     with explained(settings):
         ds.write_dataset(
             partitioned,
             root,
-            filesystem=filesystem,
+            filesystem=lake_filesystem(settings),
             format="parquet",
             partitioning=ds.partitioning(PARTITION_SCHEMA, flavor="hive"),
             basename_template=f"part-{uuid.uuid4().hex}-{{i}}.parquet",
@@ -346,5 +354,4 @@ def write_dataset(settings: Settings, dataset: Dataset, table: pa.Table) -> list
             create_dir=settings.lake.backend == "local",
             file_visitor=lambda file: written.append(file.path.removeprefix(root.rstrip("/") + "/")),
         )
-    logger.info("wrote %d row(s) in %d file(s) to %s", table.num_rows, len(written), dataset_uri(settings, dataset))
     return sorted(written)

@@ -27,7 +27,7 @@ touches the pipeline's data: each stage works on a throwaway topic, table or pre
   meets the same table. Rate: rows / time spent in COPY and commit.
 - `parquet_write`: pyarrow writes of the same readings in the lake's `raw` layout (the stream job's
   columns, Hive partitions by UTC date and hour, snappy as Spark writes them) to the configured lake
-  (S3 or a local directory, through `storage.lake.lake_filesystem`) under `_bench/<hex>/`, 50,000
+  (S3 or a local directory, through the lake's writer `storage.lake.write_partitioned`) under `_bench/<hex>/`, 50,000
   rows a write. Rate: rows / time spent writing. The prefix is deleted afterwards.
 
 The database and lake stages do not depend on the message size and are measured once (`batch=None`).
@@ -52,7 +52,6 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import psycopg
 import pyarrow as pa
-import pyarrow.dataset as ds
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka import KafkaError as RdKafkaError
 from confluent_kafka import Message as KafkaMessage
@@ -69,7 +68,11 @@ from sensorpipe.ingest.topics import create_missing
 from sensorpipe.ops.bench.accounting import epoch_ms
 from sensorpipe.ops.bench.report import MQTT_STAGE, Ceiling
 from sensorpipe.storage.errors import connected
-from sensorpipe.storage.lake import PARTITION_SCHEMA, explained, lake_filesystem, with_partition_columns
+from sensorpipe.storage.lake import (
+    dataset_path,
+    with_partition_columns,
+    write_partitioned,
+)
 from sensorpipe.storage.s3 import delete_prefix, s3_client
 from sensorpipe.storage.writer import READING_COLUMNS, READING_TYPES, RawJsonb, Row, copy_rows, explain
 
@@ -469,35 +472,18 @@ def postgres_copy(settings: Settings, rows: Sequence[Row], duration_s: float) ->
     return copied, spent
 
 
-def _lake_root(settings: Settings) -> str:
-    """The lake's root as `lake_filesystem` names it."""
-    return str(settings.lake_dir) if settings.lake.backend == "local" else settings.s3.bucket
-
-
 def parquet_write(settings: Settings, table: pa.Table, prefix: str, duration_s: float) -> tuple[int, float]:
     """Write `table` again and again under `prefix` of the lake for about `duration_s`; (rows, seconds).
 
-    The caller deletes `prefix` (`_delete_lake_prefix`).
+    Through the lake's own writer (`lake.write_partitioned`). The caller deletes `prefix` (`_delete_lake_prefix`).
     """
-    filesystem = lake_filesystem(settings)
-    base = f"{_lake_root(settings)}/{prefix}"
-    written, spent, round_ = 0, 0.0, 0
-    with explained(settings):
-        while spent < duration_s or not written:
-            began = time.perf_counter()
-            ds.write_dataset(
-                table,
-                base,
-                filesystem=filesystem,
-                format="parquet",
-                partitioning=ds.partitioning(PARTITION_SCHEMA, flavor="hive"),
-                basename_template=f"part-{round_:05d}-{{i}}.parquet",
-                existing_data_behavior="overwrite_or_ignore",
-                create_dir=settings.lake.backend == "local",  # S3 has no directories (see lake.write_dataset)
-            )
-            spent += time.perf_counter() - began
-            written += table.num_rows
-            round_ += 1
+    root = dataset_path(settings, prefix)
+    written, spent = 0, 0.0
+    while spent < duration_s or not written:
+        began = time.perf_counter()
+        write_partitioned(settings, table, root)
+        spent += time.perf_counter() - began
+        written += table.num_rows
     return written, spent
 
 
