@@ -366,7 +366,7 @@ def tables(report: BenchReport) -> list[Table]:
     resources.add_column("mode")
     resources.add_column("component")
     resources.add_column("CPU", justify="right")
-    resources.add_column("RSS", justify="right")
+    resources.add_column("memory", justify="right")
     for mode in report.modes:
         for part in mode.components:
             resources.add_row(mode.label, part.name, f"{part.cpu_cores:.2f}", f"{part.rss_bytes / 2**20:,.0f} MiB")
