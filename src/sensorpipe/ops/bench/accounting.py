@@ -1,34 +1,26 @@
 """Lost and duplicated readings, counted from what the sinks really hold.
 
-A reading is identified by its key (sensor_id, timestamp in epoch milliseconds): the simulator never repeats
-a timestamp for a sensor within a run (`ingest.readings.Fleet`), and `sensor_data` is unique on the same
-pair. Timestamps are integer milliseconds because that is the simulator's precision; a runner converts the
-database's `timestamptz` and the lake's timestamp column with `epoch_ms`.
+A reading is identified by its key (sensor_id, timestamp): the simulator never repeats a timestamp for a
+sensor within a run (`ingest.readings.Fleet`), and `sensor_data` is unique on the same pair. Timestamps are
+integer milliseconds at the simulator (`epoch_ms`).
 
-What a runner can know about what was acknowledged: the simulator's publisher reports counts
-(`Stats.readings_acked`), not keys, and its readings depend on the wall clock, so the key set cannot be
-recomputed from the seed afterwards. Two forms are therefore accepted:
+What the bench knows of what was acknowledged is a count: the simulator's publisher reports
+`Stats.readings_acked`, not keys, and its readings depend on the wall clock, so the key set cannot be
+recomputed afterwards. The sinks count their own rows and distinct keys for the run's time window (the
+database with `count(distinct (sensor_id, time))`, the lake with Arrow's group-by: a `--max` run stores
+millions of readings, too many to bring into Python), and `from_counts` compares: lost = acknowledged -
+distinct keys in a sink (when positive), duplicated = rows - distinct keys. A loss and an unexpected
+reading in the same run would cancel out in a count; with a lossless publisher
+(`Stats.lossless`: nothing dropped or unacknowledged) the acknowledged count is every reading sent.
 
-- the exact key set, when the runner records each reading's key as its PUBACK arrives: losses are
-  named and readings stored without an acknowledgement are told apart;
-- a count, when it only has the publisher's `readings_acked`: lost = acknowledged - distinct stored keys
-  (when positive), which cannot tell a loss from an unexpected reading if both happen in one run, so the
-  result says `exact=False`. With a lossless publisher (`Stats.lossless`: nothing dropped or unacked)
-  the count is also every reading sent, and the count form is exact in practice.
-
-Either way, only valid readings of this run belong in the inputs: malformed ones go to the dead-letter
-path by design, and rows of earlier runs must be filtered out by the runner's query.
+Only valid readings of the run belong in the window: the simulator sends no malformed ones in a bench,
+and rows of earlier runs fall outside it.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
-Key = tuple[str, int]
-"""(sensor_id, reading timestamp in epoch milliseconds)."""
 
 
 def epoch_ms(moment: datetime | float) -> int:
@@ -41,18 +33,6 @@ def epoch_ms(moment: datetime | float) -> int:
             moment = moment.replace(tzinfo=UTC)
         return round(moment.timestamp() * 1000)
     return round(moment * 1000)
-
-
-def tally(keys: Iterable[Key] | Mapping[Key, int]) -> Counter[Key]:
-    """Copies per key: from a list of keys (a repeated key is a duplicate) or from counted rows.
-
-    The lake is read as a list (Parquet files can hold the same reading twice); the database cannot hold a
-    key twice while its primary key exists, so it is read with `select sensor_id, time, count(*) … group
-    by 1, 2`, which still shows duplicates should the table ever be created without that key.
-    """
-    if isinstance(keys, Mapping):
-        return Counter({k: n for k, n in keys.items() if n > 0})
-    return Counter(keys)
 
 
 @dataclass(frozen=True)
@@ -77,8 +57,6 @@ class Accounting:
     duplicated_db: int
     duplicated_lake: int
     unexpected: int
-    exact: bool = True
-    """False when only a count of acknowledged readings was known (see the module docstring)."""
 
     @property
     def ok(self) -> bool:
@@ -86,48 +64,10 @@ class Accounting:
         return self.lost_db == 0 and self.lost_lake == 0 and self.duplicated_db == 0 and self.duplicated_lake == 0
 
 
-def account(
-    acknowledged: Set[Key] | int,
-    db: Iterable[Key] | Mapping[Key, int],
-    lake: Iterable[Key] | Mapping[Key, int],
-) -> Accounting:
-    """Compare acknowledged readings (a key set, or only their count) with the database's and the lake's keys."""
-    in_db, in_lake = tally(db), tally(lake)
-    duplicated_db = sum(n - 1 for n in in_db.values())
-    duplicated_lake = sum(n - 1 for n in in_lake.values())
-    if isinstance(acknowledged, int):
-        if acknowledged < 0:
-            raise ValueError("the acknowledged count cannot be negative")
-        stored = len(in_db.keys() | in_lake.keys())
-        return Accounting(
-            acknowledged=acknowledged,
-            stored_db=in_db.total(),
-            stored_lake=in_lake.total(),
-            lost_db=max(0, acknowledged - len(in_db)),
-            lost_lake=max(0, acknowledged - len(in_lake)),
-            duplicated_db=duplicated_db,
-            duplicated_lake=duplicated_lake,
-            unexpected=max(0, stored - acknowledged),
-            exact=False,
-        )
-    return Accounting(
-        acknowledged=len(acknowledged),
-        stored_db=in_db.total(),
-        stored_lake=in_lake.total(),
-        lost_db=sum(1 for k in acknowledged if k not in in_db),
-        lost_lake=sum(1 for k in acknowledged if k not in in_lake),
-        duplicated_db=duplicated_db,
-        duplicated_lake=duplicated_lake,
-        unexpected=len((in_db.keys() | in_lake.keys()) - acknowledged),
-    )
-
-
 def from_counts(acknowledged: int, *, db_rows: int, db_distinct: int, lake_rows: int, lake_distinct: int) -> Accounting:
-    """The count form from counts the sinks computed themselves: rows and distinct keys in each.
+    """The accounting from what each sink counted itself: its rows and its distinct keys.
 
-    For runs too big to bring every key into Python (a `--max` search stores millions of readings): the
-    database counts with `count(distinct (sensor_id, time))`, the lake with Arrow's group-by. `unexpected`
-    is then a lower bound: readings stored in only one sink of the two cannot be told apart from those in
+    `unexpected` is a lower bound: readings stored in only one sink of the two cannot be told apart from those in
     both, so it counts what the fuller sink holds beyond the acknowledged readings.
     """
     if min(acknowledged, db_rows, db_distinct, lake_rows, lake_distinct) < 0:
@@ -143,8 +83,7 @@ def from_counts(acknowledged: int, *, db_rows: int, db_distinct: int, lake_rows:
         duplicated_db=db_rows - db_distinct,
         duplicated_lake=lake_rows - lake_distinct,
         unexpected=max(0, max(db_distinct, lake_distinct) - acknowledged),
-        exact=False,
     )
 
 
-__all__ = ["Accounting", "Key", "account", "epoch_ms", "from_counts", "tally"]
+__all__ = ["Accounting", "epoch_ms", "from_counts"]
