@@ -70,7 +70,7 @@ def bench(
     Examples:
 
     - `sensorpipe bench`: 2,000 readings/s for 30 s in each mode (about 4 minutes)
-    - `sensorpipe bench --max --duration 20 --plot bench.png`: find the limits (15 to 30 minutes)
+    - `sensorpipe bench --max --duration 20 --plot bench.png`: find the limits (10 to 20 minutes)
     - `sensorpipe bench --json > bench.json`: for scripts
     """
     # Imported here: matplotlib and the bench's modules would slow every other command's start.
