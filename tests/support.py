@@ -82,7 +82,11 @@ def listening_addresses(pids: set[int]) -> list[tuple[int, str, int]]:
     """(pid, address, port) of every listening TCP socket held by `pids`, read from /proc."""
     inodes: dict[str, int] = {}
     for pid in pids:
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:  # the process ended meanwhile
+            continue
+        for fd in fds:
             try:
                 target = str(fd.readlink())
             except OSError:

@@ -25,10 +25,10 @@ import pytest
 from sensorpipe.config import Settings, load_settings
 from sensorpipe.config.settings import parse_assignments
 from sensorpipe.ingest.kafka_client import watermarks
-from sensorpipe.stack.process import PidFile, group_members
+from sensorpipe.stack.process import PidFile, ProcessSnapshot, group_members
 from sensorpipe.storage.lake import RAW, read_dataset
 from tests.ingest_support import Lane
-from tests.support import free_port
+from tests.support import free_port, listening_addresses
 
 pytestmark = pytest.mark.integration
 
@@ -121,6 +121,16 @@ def started_pids(stderr_or_stdout: str) -> dict[str, list[int]]:
     return found
 
 
+def assert_listening_on_loopback_only(run: Run) -> None:
+    """Every socket `run` and its children listen on (metrics, Spark's driver, py4j) is bound to 127.0.0.1."""
+    pids = {run.process.pid, *ProcessSnapshot.take().descendants(run.process.pid)}
+    sockets = listening_addresses(pids)
+    ports = {port for _pid, _address, port in sockets}
+    assert {run.settings.bridge.metrics_port, run.settings.stream.metrics_port} <= ports, sockets
+    exposed = [socket for socket in sockets if socket[1] not in {"127.0.0.1", "::ffff:127.0.0.1"}]
+    assert exposed == [], exposed
+
+
 def assert_nothing_left(pids: dict[str, list[int]], settings: Settings) -> None:
     assert set(pids) >= {"bridge", "stream"}
     for name, started in pids.items():
@@ -153,6 +163,7 @@ def test_run_with_the_simulator_stores_every_reading_once_and_stops_cleanly(stac
 def test_ctrl_c_stops_in_order_after_storing_what_was_forwarded(stack_config: Path, empty_db: str) -> None:
     run = Run(stack_config, empty_db, "--simulate", "3", "--rate", "50", "--no-view")
     run.wait_stored()
+    assert_listening_on_loopback_only(run)
     run.process.send_signal(signal.SIGINT)
     code, out, err = run.finish()
     assert code == 0, out + err
