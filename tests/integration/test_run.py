@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import ClassVar
 
 import psycopg
 import pytest
+from pydantic import BaseModel, SecretStr
 
 from sensorpipe.config import Settings, load_settings
 from sensorpipe.config.settings import parse_assignments
@@ -28,7 +30,7 @@ from sensorpipe.ingest.kafka_client import watermarks
 from sensorpipe.stack.process import PidFile, ProcessSnapshot, group_members
 from sensorpipe.storage.lake import RAW, read_dataset
 from tests.ingest_support import Lane
-from tests.support import free_port, listening_addresses
+from tests.support import free_port, listening_addresses, sensorpipe
 
 pytestmark = pytest.mark.integration
 
@@ -131,6 +133,28 @@ def assert_listening_on_loopback_only(run: Run) -> None:
     assert exposed == [], exposed
 
 
+def scrape_text(port: int | None) -> str:
+    assert port is not None
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return str(response.read().decode())
+
+
+def assert_no_secret_in(texts: list[str], settings: Settings) -> None:
+    """No password or key of the settings appears in what a user or a scraper sees: output, logs, metrics."""
+    secrets = [
+        value.get_secret_value()
+        for _name, section in settings
+        if isinstance(section, BaseModel)
+        for _field, value in section
+        if isinstance(value, SecretStr)
+    ]
+    assert len(secrets) >= 4  # PostgreSQL's three roles and the S3 secret key at least
+    leaks = [
+        (secret, text[max(text.find(secret) - 80, 0) :][:200]) for secret in secrets for text in texts if secret in text
+    ]
+    assert leaks == [], leaks
+
+
 def assert_nothing_left(pids: dict[str, list[int]], settings: Settings) -> None:
     assert set(pids) >= {"bridge", "stream"}
     for name, started in pids.items():
@@ -164,9 +188,13 @@ def test_ctrl_c_stops_in_order_after_storing_what_was_forwarded(stack_config: Pa
     run = Run(stack_config, empty_db, "--simulate", "3", "--rate", "50", "--no-view")
     run.wait_stored()
     assert_listening_on_loopback_only(run)
+    shown = [scrape_text(run.settings.bridge.metrics_port), scrape_text(run.settings.stream.metrics_port)]
+    shown.append(sensorpipe("--config", str(stack_config), *run.flags, "config", "show", "--json").stdout)
     run.process.send_signal(signal.SIGINT)
     code, out, err = run.finish()
     assert code == 0, out + err
+    shown += [out, err, *(log.read_text(errors="replace") for log in (run.settings.home / "logs").glob("*.log"))]
+    assert_no_secret_in(shown, run.settings)
     events = [line for line in out.splitlines() if " • " in line]
     order = [m.group(1) for line in events if (m := re.search(r"• (\w+) (?:stopped|finished)", line))]
     assert order == ["simulator", "bridge", "stream"], out
