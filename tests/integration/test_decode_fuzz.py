@@ -7,8 +7,10 @@ edge cases it knows (empty strings, 0, -0.0, huge integers). The whole corpus is
 DataFrame, as one micro-batch would be, so a value that made Spark raise would fail the test.
 
 Each record must end as valid readings or as rejects with a documented reason; a valid reading must meet
-the data contract; an oversized record is rejected before parsing; and the encoding Spark reports must
-be the one `stream.encodings.detect` (what `sensorpipe doctor` uses) finds in plain Python.
+the data contract; an oversized record is rejected before parsing; the encoding Spark reports must be the
+one `stream.encodings.detect` (what `sensorpipe doctor` uses) finds in plain Python; and the same corpus,
+produced to Kafka and run through the real `sensorpipe stream`, must store exactly those readings and
+those rejects.
 """
 
 from __future__ import annotations
@@ -16,19 +18,30 @@ from __future__ import annotations
 import base64
 import json
 import math
+import uuid
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 import pytest
+from confluent_kafka import Producer
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from sensorpipe.config import Settings, load_settings
+from sensorpipe.config.settings import parse_assignments
+from sensorpipe.ingest.kafka_client import client_config
 from sensorpipe.ingest.readings import HUMIDITY_RANGE, TEMPERATURE_RANGE
+from sensorpipe.ingest.topics import create_topics
+from sensorpipe.storage.migrate import migrate
+from sensorpipe.storage.s3 import ensure_bucket
 from sensorpipe.stream import build_session
 from sensorpipe.stream.decode import REASONS, decode
 from sensorpipe.stream.encodings import detect
+from tests.support import free_port, sensorpipe
 
 if TYPE_CHECKING:
     from pyspark.sql import Row, SparkSession
@@ -197,7 +210,8 @@ def fuzzed(spark: SparkSession, settings_: Settings) -> tuple[list[bytes], dict[
     decoded = decode(spark.createDataFrame(rows, KAFKA_SCHEMA), settings_)
     columns = ("offset", "element", "encoding", "reject_reason", "sensor_id", "temperature", "humidity")
     by_offset: dict[int, list[Row]] = {}
-    for row in decoded.select(*columns, F.col("time").isNotNull().alias("has_time")).collect():
+    extra = (F.col("time").isNotNull().alias("has_time"), F.unix_micros("time").alias("time_us"))
+    for row in decoded.select(*columns, *extra).collect():
         by_offset.setdefault(row["offset"], []).append(row)
     return values, by_offset
 
@@ -273,3 +287,50 @@ def test_spark_and_the_python_detector_agree_on_every_encoding(
         if spark_label != python_label:
             bad.append((values[offset], f"Spark {spark_label}, Python {python_label}"))
     assert not bad, failures("were labelled differently by Spark and by stream.encodings.detect", bad)
+
+
+def test_the_real_stream_job_stores_and_rejects_the_corpus_as_decode_does(
+    fuzzed: tuple[list[bytes], dict[int, list[Row]]], stack_config: Path, empty_db: str
+) -> None:
+    """The same corpus through Kafka and `sensorpipe stream`: the readings and rejects it stores are those above."""
+    values, by_offset = fuzzed
+    tag = uuid.uuid4().hex[:8]
+    flags = {
+        "kafka.topic": f"fuzz-{tag}",
+        "kafka.dlq_topic": f"fuzz-{tag}-dlq",
+        "s3.bucket": f"fuzz-{tag}",
+        "postgres.database": empty_db,
+        "stream.metrics_port": str(free_port()),
+        "stream.max_payload_bytes": str(MAX_BYTES),
+        "mqtt.topic": "sensors/+/data",
+        "readings.default_sensor_id": "default",
+    }
+    settings = load_settings(parse_assignments([f"{k}={v}" for k, v in flags.items()]), stack_config)
+    migrate(settings)
+    ensure_bucket(settings.s3)
+    create_topics(settings.kafka)
+    producer = Producer(client_config(settings.kafka, **{"enable.idempotence": True}))
+    kafka_ms = round(KAFKA_TS.timestamp() * 1000)  # as in the decode above: a reading without a time gets this one
+    for value in values:
+        producer.produce(settings.kafka.topic, value, timestamp=kafka_ms)
+        producer.poll(0)
+    assert producer.flush(60) == 0
+
+    result = sensorpipe(
+        *(arg for k, v in flags.items() for arg in ("--set", f"{k}={v}")),
+        "stream",
+        "--available-now",
+        config=stack_config,
+        timeout_s=900,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+
+    rows = [row for rows in by_offset.values() for row in rows]
+    expected_keys = {(r["sensor_id"], r["time_us"]) for r in rows if r["reject_reason"] is None}
+    expected_rejects = Counter(r["reject_reason"] for r in rows if r["reject_reason"] is not None)
+    with psycopg.connect(settings.postgres.dsn(), autocommit=True) as conn:
+        stored = conn.execute("select count(*) from sensor_data").fetchone()
+        grouped = conn.execute("select reason, count(*) from sensor_rejects group by 1").fetchall()
+    rejects: dict[str, int] = {reason: n for reason, n in grouped}
+    assert stored == (len(expected_keys),)
+    assert Counter(rejects) == expected_rejects
