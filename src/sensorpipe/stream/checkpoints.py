@@ -87,12 +87,15 @@ def orphaned_sink_logs(settings: Settings) -> list[str]:
     """Lake sink logs left by an earlier run whose checkpoint is gone.
 
     Spark skips a batch whose id its sink log already holds, so a new checkpoint (counting from batch 0
-    again) writing under such a log would have its first batches silently left out of the lake.
+    again) writing under such a log would have its first batches silently left out of the lake. A
+    checkpoint with an offsets log is not new, even without a commit: a job killed in its first batch,
+    after the sink logged it and before the commit, reruns that batch under the same id, which the sink
+    rightly skips.
     """
     return [
         sink_log_uri(settings, query)
         for query in FILE_SINKS
-        if not _exists(settings, f"{checkpoint_uri(settings, query)}/commits")
+        if not _exists(settings, f"{checkpoint_uri(settings, query)}/offsets")
         and _exists(settings, sink_log_uri(settings, query))
     ]
 
