@@ -79,6 +79,18 @@ def test_duplicates_inside_one_batch_are_stored_once(writer: DatabaseWriter, own
     assert count(owner, sid) == 10
 
 
+def test_first_copies_are_the_rows_stored_from_these_very_records_once_per_reading(writer: DatabaseWriter) -> None:
+    sid = sensor()
+    stored = readings(sid, 4)  # from Kafka offsets 0..3 of partition 1
+    writer.write_readings(stored)
+    forwarded_again = [(*row[:7], row[7] + 100) for row in stored[:2]]  # the same readings at later offsets
+    new = readings(sid, 1, start=4)
+    batch = [stored[2], *forwarded_again, new[0], new[0], stored[3]]  # a replayed row, a record holding one twice
+    writer.write_readings(batch)
+    assert writer.first_copies(batch) == [0, 3, 5]
+    assert writer.first_copies(forwarded_again) == []
+
+
 def test_raw_data_is_real_jsonb_with_queryable_nested_fields(
     writer: DatabaseWriter, owner: psycopg.Connection[Any]
 ) -> None:

@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 import psycopg
 import pyarrow as pa
@@ -89,6 +89,7 @@ AGGREGATE_COLUMNS = (
 _AGGREGATE_TYPES = ("timestamptz", "text", "int4", "float8", "float8", "float8", "float8", "float8", "float8")
 
 Row = Sequence[Any]
+T = TypeVar("T")
 Batch: TypeAlias = "pa.Table | pa.RecordBatch | Iterable[Row]"
 
 # SQLSTATEs worth a retry: connection exceptions (class 08), shutdown/restart of the server (57P0x),
@@ -280,6 +281,17 @@ class DatabaseWriter:
         rows = reading_rows(batch)
         return self._run(lambda conn: self._readings(conn, rows))
 
+    def first_copies(self, batch: Batch) -> list[int]:
+        """Indices of the rows of `batch` (readings) that `sensor_data` holds from these very Kafka records,
+        one per (sensor_id, time), ascending.
+
+        After `write_readings` skipped rows, this is what the lake may take so that it holds each reading
+        once, as the database does: a replayed batch still owns its rows, while a reading the bridge
+        forwarded twice (a crash before its MQTT acknowledgement) is owned by the copy stored first.
+        """
+        rows: list[Row] = [(n, row[1], row[0], row[6], row[7]) for n, row in enumerate(reading_rows(batch))]
+        return self._retrying(lambda conn: self._first_copies(conn, rows))[0]
+
     def write_rejects(self, rejects: Iterable[Row]) -> WriteResult:
         """Dead-letter rows in REJECT_COLUMNS order; one already recorded (same Kafka record and element) is skipped."""
         rows = list(rejects)
@@ -310,16 +322,21 @@ class DatabaseWriter:
         return self._conn
 
     def _run(self, attempt: Callable[[psycopg.Connection[Any]], tuple[int, int]]) -> WriteResult:
-        """Run `attempt` in its own transaction until it commits, retrying transient failures until the deadline."""
+        (written, skipped), attempts = self._retrying(attempt)
+        return WriteResult(written, skipped, attempts)
+
+    def _retrying(self, attempt: Callable[[psycopg.Connection[Any]], T]) -> tuple[T, int]:
+        """Run `attempt` in its own transaction until it commits, retrying transient failures until the deadline;
+        returns its result and the number of attempts."""
         deadline = time.monotonic() + self.retry_for_s
         attempts = 0
         while True:
             attempts += 1
             try:
                 conn = self._connection()
-                written, skipped = attempt(conn)
+                result = attempt(conn)
                 self._backoff.reset()
-                return WriteResult(written, skipped, attempts)
+                return result, attempts
             except psycopg.Error as e:
                 self._abandon()
                 if not is_transient(e):
@@ -360,6 +377,30 @@ class DatabaseWriter:
             conn.rollback()
         skip = sql.SQL("on conflict (sensor_id, time) do nothing")
         return self._staged(conn, "sensor_data", READING_COLUMNS, READING_TYPES, rows, skip)
+
+    def _first_copies(self, conn: psycopg.Connection[Any], rows: list[Row]) -> list[int]:
+        if not rows:
+            return []
+        stage = sql.Identifier("sensorpipe_stage_copies")
+        conn.execute(
+            sql.SQL(
+                "create temp table if not exists {} (n int4, sensor_id text, time timestamptz,"
+                " kafka_partition int4, kafka_offset int8) on commit delete rows"
+            ).format(stage)
+        )
+        columns = ("n", "sensor_id", "time", "kafka_partition", "kafka_offset")
+        copy_rows(conn, stage, columns, ("int4", "text", "timestamptz", "int4", "int8"), rows)
+        found = conn.execute(
+            sql.SQL(
+                "select distinct on (c.sensor_id, c.time) c.n from {} c"
+                " join sensor_data d on d.sensor_id = c.sensor_id and d.time = c.time"
+                " where d.kafka_partition is not distinct from c.kafka_partition"
+                " and d.kafka_offset is not distinct from c.kafka_offset"
+                " order by c.sensor_id, c.time, c.n"
+            ).format(stage)
+        ).fetchall()
+        conn.commit()
+        return sorted(int(row[0]) for row in found)
 
     def _staged(
         self,

@@ -6,7 +6,8 @@ Three streaming queries share one SparkSession, each with its own stable checkpo
   partition writer (stream/sinks.py) stores valid readings and rejects in the database (binary COPY,
   idempotent), publishes the rejects to the dead-letter topic, and hands the stored readings on, enriched
   with `sensor_metadata`, to the lake's `raw/date=…/hour=…` through Spark's file sink
-  (stream/lake_sink.py), whose log makes the lake exactly once.
+  (stream/lake_sink.py), whose log makes each batch land once. A reading the bridge forwarded twice
+  (a crash before its MQTT acknowledgement) reaches the lake once: the copy the database stored.
 - `aggregates`: one-minute windows per sensor with a watermark, read from the lake's `raw` as a file
   stream (through its sink log: committed batches only, each once), in update mode: a window is upserted
   again whenever late data (within the watermark) changes it.

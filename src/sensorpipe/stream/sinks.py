@@ -99,7 +99,8 @@ def _value_counts(column: pa.Array | pa.ChunkedArray) -> Iterator[tuple[str, int
 
 def readings_writer(settings: Settings, report: Callable[[Counter[tuple[str, str]]], None]) -> ArrowWriter:
     """Valid readings into `sensor_data`, rejects into `sensor_rejects` (both idempotent) and onto the
-    dead-letter topic; yields the valid readings (READING_COLUMNS), stored, for the lake.
+    dead-letter topic; yields, for the lake, the valid readings (READING_COLUMNS) the database holds from
+    these very records: each reading once, even when the bridge forwarded it twice.
 
     Input: the decoded rows as DATABASE_COLUMNS (a reading is valid when `reason` is null). The tally
     (records per encoding, their element 0; rejects per reason; rows stored and skipped per table) goes
@@ -131,6 +132,8 @@ def readings_writer(settings: Settings, report: Callable[[Counter[tuple[str, str
                     if result.written:  # not a replay: the readings just became queryable
                         times = valid["time"].cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy()
                         counts.update(latency_buckets(times, time.time()))
+                    if result.skipped:  # a replay, or readings forwarded twice: the lake takes each once
+                        valid = valid.take(writer.first_copies(valid))
                     yield from valid.to_batches()
         dead_letters.close()
         report(counts)
