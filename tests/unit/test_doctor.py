@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter
 from typer.testing import CliRunner
 
-from sensorpipe.cli import app
+from sensorpipe.cli import build_app
 from sensorpipe.cli.doctor_cmd import check_line, summary
 from sensorpipe.config import Settings
 from sensorpipe.ops.doctor import Check, CheckSpec, doctor_checks, run_checks
@@ -181,11 +181,11 @@ def test_lines_and_summary() -> None:
 def test_exit_code_and_json(monkeypatch: pytest.MonkeyPatch, results: list[bool], code: int) -> None:
     checks = [Check(f"c{i}", ok, "d", None if ok else "f", problem=2) for i, ok in enumerate(results)]
     monkeypatch.setattr("sensorpipe.cli.doctor_cmd.run_doctor", lambda _settings, _grafana: checks)
-    result = CliRunner().invoke(app, ["doctor", "--json"])
+    result = CliRunner().invoke(build_app(), ["doctor", "--json"])
     assert result.exit_code == code
     assert [c["ok"] for c in json.loads(result.stdout)] == results
     assert set(json.loads(result.stdout)[0]) == {"name", "ok", "detail", "fix", "problem", "skipped", "seconds"}
-    human = CliRunner().invoke(app, ["doctor"])
+    human = CliRunner().invoke(build_app(), ["doctor"])
     assert human.exit_code == code
     assert human.stdout.strip().splitlines()[-1] == f"{results.count(True)} passed, {results.count(False)} failed"
 

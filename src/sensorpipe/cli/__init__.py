@@ -2,64 +2,50 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from sensorpipe import __version__
-from sensorpipe.cli import (
-    backfill_cmd,
-    bench_cmd,
-    bridge_cmd,
-    config_cmd,
-    db_cmd,
-    doctor_cmd,
-    grafana_cmd,
-    jars_cmd,
-    prometheus_cmd,
-    run_cmd,
-    simulate_cmd,
-    stack_cmd,
-    stream_cmd,
-    tail_cmd,
-    top_cmd,
-    topics_cmd,
-)
 from sensorpipe.cli.console import fail
 from sensorpipe.cli.context import AppContext
 from sensorpipe.config.env import CONFIG_FILE_ENV
 from sensorpipe.config.settings import parse_assignments
 
-app = typer.Typer(
-    name="sensorpipe",
-    help="IoT readings from MQTT through Kafka and Spark into a Parquet lake and PostgreSQL, losing nothing.\n\n"
+HELP = (
+    "IoT readings from MQTT through Kafka and Spark into a Parquet lake and PostgreSQL, losing nothing.\n\n"
     "Settings come from flags (`--set section.field=value`), then environment variables"
     " (`SENSORPIPE_SECTION_FIELD`, or the original stack's `MQTT_BROKER`, `KAFKA_BOOTSTRAP_SERVERS`,"
     " `POSTGRES_HOST`, `MINIO_ENDPOINT` ...), then `sensorpipe.toml`, then defaults that point at the"
     " local stack. See `sensorpipe config show`.\n\n"
-    "Start here: `sensorpipe stack up`, then `sensorpipe stack check`.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode="markdown",
+    "Start here: `sensorpipe stack up`, then `sensorpipe stack check`."
 )
-app.add_typer(stack_cmd.app, name="stack")
-app.add_typer(config_cmd.app, name="config")
-app.add_typer(jars_cmd.app, name="jars")
-app.add_typer(topics_cmd.app, name="topics")
-app.add_typer(db_cmd.app, name="db")
-app.add_typer(tail_cmd.app, name="tail")
-app.add_typer(grafana_cmd.app, name="grafana")
-app.add_typer(prometheus_cmd.app, name="prometheus")
-app.command("bridge")(bridge_cmd.bridge)
-app.command("stream")(stream_cmd.stream)
-app.command("simulate")(simulate_cmd.simulate_command)
-app.command("backfill")(backfill_cmd.backfill_command)
-app.command("top")(top_cmd.top)
-app.command("doctor")(doctor_cmd.doctor)
-app.command("run")(run_cmd.run)
-app.command("bench")(bench_cmd.bench)
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "stack": ("stack_cmd", "app"),
+    "config": ("config_cmd", "app"),
+    "jars": ("jars_cmd", "app"),
+    "topics": ("topics_cmd", "app"),
+    "db": ("db_cmd", "app"),
+    "tail": ("tail_cmd", "app"),
+    "grafana": ("grafana_cmd", "app"),
+    "prometheus": ("prometheus_cmd", "app"),
+    "bridge": ("bridge_cmd", "bridge"),
+    "stream": ("stream_cmd", "stream"),
+    "simulate": ("simulate_cmd", "simulate_command"),
+    "backfill": ("backfill_cmd", "backfill_command"),
+    "top": ("top_cmd", "top"),
+    "doctor": ("doctor_cmd", "doctor"),
+    "run": ("run_cmd", "run"),
+    "bench": ("bench_cmd", "bench"),
+}
+"""Each command: the module under sensorpipe.cli that defines it, and its Typer group or command function."""
+
+_ROOT_OPTIONS_WITH_VALUE = {"--config", "-c", "--set", "--home"}
 
 
 def _version(value: bool) -> None:
@@ -68,7 +54,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def root(
     ctx: typer.Context,
     config: Annotated[
@@ -106,8 +91,45 @@ def root(
     ctx.obj = AppContext(config_file=config, overrides=overrides, root_args=root_args)
 
 
+def build_app(only: str | None = None) -> typer.Typer:
+    """The CLI with every command, or with only the command `only` when it names one.
+
+    A command's module is imported only when it is registered: importing them all (pyarrow's dataset
+    module pulls in pandas; boto3, pyspark, librdkafka) cost every invocation a second or more,
+    including each bridge and stream job that `sensorpipe run` starts.
+    """
+    app = typer.Typer(
+        name="sensorpipe",
+        help=HELP,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        rich_markup_mode="markdown",
+    )
+    app.callback()(root)
+    for name, (module, attribute) in COMMANDS.items():
+        if only in COMMANDS and name != only:
+            continue
+        target = getattr(importlib.import_module(f"sensorpipe.cli.{module}"), attribute)
+        if isinstance(target, typer.Typer):
+            app.add_typer(target, name=name)
+        else:
+            app.command(name)(target)
+    return app
+
+
+def invoked_command(argv: list[str]) -> str | None:
+    """The command named on a command line (the first argument that is not a root option or its value)."""
+    args = iter(argv)
+    for arg in args:
+        if arg in _ROOT_OPTIONS_WITH_VALUE:
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
 def main() -> None:
-    app()
+    build_app(invoked_command(sys.argv[1:]))()
 
 
-__all__ = ["app", "main"]
+__all__ = ["COMMANDS", "build_app", "invoked_command", "main"]

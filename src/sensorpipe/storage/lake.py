@@ -24,7 +24,6 @@ from urllib.parse import unquote, urlsplit
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -221,9 +220,9 @@ def _listed_files(filesystem: pafs.FileSystem, dataset_dir: str) -> list[str]:
     )
 
 
-def partition_filter(start: datetime | None = None, end: datetime | None = None) -> ds.Expression | None:
+def partition_filter(start: datetime | None = None, end: datetime | None = None) -> pc.Expression | None:
     """The partitions that may hold times in [start, end): pushed down, so no other file is opened."""
-    date, hour = ds.field(DATE_COLUMN), ds.field(HOUR_COLUMN)
+    date, hour = pc.field(DATE_COLUMN), pc.field(HOUR_COLUMN)
     conditions = []
     if start is not None:
         first_date, first_hour = partition_values(start)
@@ -235,10 +234,10 @@ def partition_filter(start: datetime | None = None, end: datetime | None = None)
     return _all(conditions)
 
 
-def time_filter(column: str, start: datetime | None = None, end: datetime | None = None) -> ds.Expression | None:
+def time_filter(column: str, start: datetime | None = None, end: datetime | None = None) -> pc.Expression | None:
     """Rows with `column` in [start, end); a column without a zone holds UTC, as Spark writes it."""
     # Compared at microseconds, the resolution of datetime: truncating finer values keeps the bounds exact.
-    moment = ds.field(column).cast(_UTC_MICROS, safe=False)
+    moment = pc.field(column).cast(_UTC_MICROS, safe=False)
     conditions = []
     if start is not None:
         conditions.append(moment >= pa.scalar(_utc(start), _UTC_MICROS))
@@ -247,7 +246,7 @@ def time_filter(column: str, start: datetime | None = None, end: datetime | None
     return _all(conditions)
 
 
-def _all(conditions: Sequence[ds.Expression]) -> ds.Expression | None:
+def _all(conditions: Sequence[pc.Expression]) -> pc.Expression | None:
     combined = None
     for condition in conditions:
         combined = condition if combined is None else combined & condition
@@ -288,6 +287,8 @@ def read_dataset(
     file outside `_`/`.` names. A missing or empty dataset gives `empty_table(dataset, columns)`.
     Raises S3Error (with the fix) when S3 cannot be reached, refuses the keys or lacks the bucket.
     """
+    import pyarrow.dataset as ds  # imports pandas: only for the commands that read or write the lake
+
     time_column = TIME_COLUMNS[_checked(dataset)]
     filesystem = lake_filesystem(settings)
     root = dataset_path(settings, dataset)
@@ -340,6 +341,8 @@ def write_partitioned(settings: Settings, partitioned: pa.Table, root: str) -> l
 
     New files are named `part-<random>-<n>.parquet`, so a call never overwrites earlier ones.
     """
+    import pyarrow.dataset as ds  # imports pandas: only for the commands that read or write the lake
+
     written: list[str] = []
     with explained(settings):
         ds.write_dataset(
