@@ -58,6 +58,9 @@ def test_a_crashed_child_is_restarted_and_the_restart_reported_with_its_log(tmp_
     assert "run 1 failing on purpose" in crash.message  # the last lines of its log come with it
     child = supervisor.children["bridge"]
     assert child.restarts == 1 and child.state is ChildState.RUNNING and child.last_exit == 3
+    deadline = time.monotonic() + 10
+    while marker.read_text() != "xx" and time.monotonic() < deadline:  # the restarted child is running, not done
+        time.sleep(0.05)
     assert marker.read_text() == "xx"
     stopped = supervisor.stop("bridge")
     assert stopped is not None and stopped.kind == "stopped"
