@@ -8,7 +8,6 @@ the database and in the lake, and no process left behind.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -203,23 +202,6 @@ def test_ctrl_c_stops_in_order_after_storing_what_was_forwarded(stack_config: Pa
     records = assert_exactly_once(run)
     assert f"stored {records:,} · lake {records:,}" in events[-1], out  # the last progress line: the totals
     assert_nothing_left(started_pids(out), run.settings)
-
-
-def test_a_killed_stream_job_is_restarted_and_nothing_is_lost_or_doubled(stack_config: Path, empty_db: str) -> None:
-    run = Run(stack_config, empty_db, "--simulate", "4", "--rate", "100", "--duration", "40", "--json")
-    run.wait_stored()
-    stream = run.child_pid("stream")
-    assert stream is not None
-    os.kill(stream, signal.SIGKILL)  # the driver only, as the OOM killer would: its JVM is left to the supervisor
-    code, out, err = run.finish()
-    assert code == 0, err
-    assert "stream exited unexpectedly (killed by SIGKILL)" in err
-    assert re.search(r"stream started \(pid \d+\), log .* \(restart 1\)", err), err
-    summary = json.loads(out)
-    assert summary["children"]["stream"]["restarts"] == 1
-    assert summary["drained"] is True
-    assert_exactly_once(run)
-    assert_nothing_left(started_pids(err), run.settings)
 
 
 def test_a_second_run_on_the_same_home_is_refused(stack_config: Path, empty_db: str) -> None:

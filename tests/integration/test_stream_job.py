@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import signal
-import subprocess
-import sys
-import tempfile
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -146,7 +139,7 @@ def invalid_record(tag: str, i: int) -> tuple[bytes, str]:
     return kinds[i % len(kinds)]
 
 
-def test_every_encoding_lands_once_in_database_and_lake_and_invalid_ones_are_rejected(
+def test_every_encoding_lands_once_in_database_and_lake_invalid_ones_are_rejected_and_reset_rereads_it_all(
     stack_config: Path, migrated: Settings, lane: Lane
 ) -> None:
     per_encoding, invalid_count = 5_000, 500
@@ -227,74 +220,24 @@ def test_every_encoding_lands_once_in_database_and_lake_and_invalid_ones_are_rej
     keys = {f"{d['kafka_topic']}:{d['kafka_partition']}:{d['kafka_offset']}:{d['element']}" for d in dead_letters}
     assert {r.key.decode() for r in records if r.key} == keys
 
-    run_stream(stack_config, lane)  # a restart finds its checkpoints: nothing is stored twice
-    assert len(stored_keys(migrated, lane.tag)) == len(expected)
-
-
-@dataclass
-class Job:
-    process: subprocess.Popen[str]
-    log: Path
-
-    def tail(self) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-20:])
-
-
-def start_stream(config: Path, lane: Lane, *extra: str) -> Job:
-    """The job as its own process group (driver, JVM, Python workers), so that SIGKILL takes all of it."""
-    log = Path(tempfile.mkstemp(prefix=f"stream-{lane.tag}-", suffix=".log")[1])
-    with log.open("w") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "sensorpipe", "--config", str(config), *lane.flags(), *extra, "stream"],
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            text=True,
-            start_new_session=True,
-        )
-    return Job(process, log)
-
-
-def wait_for_rows(settings: Settings, tag: str, at_least: int, job: Job) -> None:
-    deadline = time.monotonic() + 300
-    while len(stored_keys(settings, tag)) < at_least:
-        if job.process.poll() is not None:
-            raise AssertionError(
-                f"the job exited ({job.process.returncode}) before storing {at_least} rows:\n{job.tail()}"
-            )
-        assert time.monotonic() < deadline, f"fewer than {at_least} rows after 300 s:\n{job.tail()}"
-        time.sleep(0.5)
-
-
-def test_sigkill_twice_mid_run_then_restart_stores_every_reading_exactly_once(
-    stack_config: Path, migrated: Settings, lane: Lane
-) -> None:
-    total = 20_000
-    sensors = [lane.sensor(f"k{i}") for i in range(20)]
-    expected = {(sensors[i % 20], T0 + timedelta(milliseconds=i)) for i in range(total)}
-    values = [
-        json.dumps(
-            {"sensor_id": sensors[i % 20], "timestamp": (T0 + timedelta(milliseconds=i)).timestamp(), "humidity": 50}
-        ).encode()
-        for i in range(total)
-    ]
-    produce(migrated, lane.topic, values)
-    slow = ("--set", "stream.max_offsets_per_trigger=1000")
-    for at_least in (2_000, 9_000):
-        job = start_stream(stack_config, lane, *slow)
-        try:
-            wait_for_rows(migrated, lane.tag, at_least, job)
-        finally:
-            os.killpg(job.process.pid, signal.SIGKILL)
-            job.process.wait(30)
-            job.log.unlink()
-    run_stream(stack_config, lane)
-
-    stored = stored_keys(migrated, lane.tag)
-    assert len(stored) == total and set(stored) == expected
+    # `--reset` asks first, and deletes nothing when refused.
+    refused = sensorpipe(*lane.flags(), "stream", "--reset", "--available-now", config=stack_config, answer="n\n")
+    assert refused.returncode == 1
+    assert "delete 3 checkpoint(s)" in refused.stdout and "nothing deleted" in refused.stdout + refused.stderr
+    assert all(c.exists for c in checkpoints(lane.settings)), "a refused reset deletes nothing"
+    # Confirmed, it deletes the checkpoints and the job reads Kafka again from its earliest offset: the
+    # database keeps one row per reading, and the lake's new sink log lists each reading once.
+    reset = sensorpipe(
+        *lane.flags(), "stream", "--reset", "--yes", "--available-now", config=stack_config, timeout_s=600
+    )
+    assert reset.returncode == 0, reset.stdout + reset.stderr[-3000:]
+    for checkpoint in checkpoints(lane.settings):
+        assert f"deleted {checkpoint.uri}" in reset.stdout
+    assert reset.stderr.count("(stream --reset)") >= len(checkpoints(lane.settings)), "each deletion is logged"
+    assert sorted(stored_keys(migrated, lane.tag)) == sorted(expected)
     lake = read_dataset(lane.settings, RAW, columns=["sensor_id", "time"]).to_pylist()
-    in_lake = [(r["sensor_id"], r["time"]) for r in lake if r["sensor_id"].startswith(lane.tag)]
-    assert len(in_lake) == total, f"{len(in_lake) - len(set(in_lake))} duplicates in the lake"
-    assert set(in_lake) == expected
+    assert sorted((r["sensor_id"], r["time"]) for r in lake if r["sensor_id"].startswith(lane.tag)) == sorted(expected)
+    assert sorted(r["time"] for r in lake if r["sensor_id"] == default_id and r["time"] in set(legacy)) == legacy
 
 
 def test_late_readings_update_their_minute_within_the_watermark_and_are_dropped_beyond(
@@ -325,33 +268,6 @@ def test_late_readings_update_their_minute_within_the_watermark_and_are_dropped_
     # The lake's agg_1m takes a minute once, final, when the watermark passed it: 10:00, not yet 10:04.
     lake = read_dataset(lane.settings, AGG_1M, columns=["sensor_id", "bucket", "readings"]).to_pylist()
     assert [(r["bucket"], r["readings"]) for r in lake if r["sensor_id"] == sensor] == [(T0, 3)]
-
-
-def test_reset_asks_first_then_deletes_the_checkpoints_and_the_rerun_stores_nothing_twice(
-    stack_config: Path, migrated: Settings, lane: Lane
-) -> None:
-    sensor = lane.sensor("reset")
-    produce(migrated, lane.topic, [json.dumps(reading(sensor, i)).encode() for i in range(50)])
-    run_stream(stack_config, lane)
-    expected = {(sensor, T0 + timedelta(seconds=i)) for i in range(50)}
-    assert set(stored_keys(migrated, lane.tag)) == expected
-
-    refused = sensorpipe(*lane.flags(), "stream", "--reset", "--available-now", config=stack_config, answer="n\n")
-    assert refused.returncode == 1
-    assert "delete 3 checkpoint(s)" in refused.stdout and "nothing deleted" in refused.stdout + refused.stderr
-    assert all(c.exists for c in checkpoints(lane.settings)), "a refused reset deletes nothing"
-
-    reset = sensorpipe(
-        *lane.flags(), "stream", "--reset", "--yes", "--available-now", config=stack_config, timeout_s=600
-    )
-    assert reset.returncode == 0, reset.stdout + reset.stderr[-3000:]
-    for checkpoint in checkpoints(lane.settings):
-        assert f"deleted {checkpoint.uri}" in reset.stdout
-    assert reset.stderr.count("(stream --reset)") >= len(checkpoints(lane.settings)), "each deletion is logged"
-    # Read again from the earliest offset: the database keeps one row per reading, the new lake log lists each once.
-    assert sorted(stored_keys(migrated, lane.tag)) == sorted(expected)
-    lake = read_dataset(lane.settings, RAW, columns=["sensor_id", "time"]).to_pylist()
-    assert sorted((r["sensor_id"], r["time"]) for r in lake) == sorted(expected)
 
 
 def test_a_checkpoint_of_another_query_shape_stops_the_job_with_the_two_ways_out(
