@@ -27,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -132,6 +133,9 @@ class Fault:
     recovered_at: float = 0.0
     stalled_s: float = 0.0
     restart_pids: dict[str, int] = field(default_factory=dict)
+    output_mark: int = 0
+    restarts: dict[str, int] = field(default_factory=dict)
+    """The supervisor's restarts of the bridge and the stream job while the pipeline recovered."""
 
     @property
     def name(self) -> str:
@@ -143,6 +147,7 @@ class Fault:
             "down_s": round(self.restarted_at - self.killed_at, 1),
             "stalled_s": round(self.stalled_s, 1),
             "recovered_s": round(self.recovered_at - self.killed_at, 1),
+            "restarts": self.restarts,
         }
 
 
@@ -163,7 +168,11 @@ class Pipeline:
             )
 
     def output(self) -> str:
-        return self.out.read_text(errors="replace") + self.err.read_text(errors="replace")
+        return self.events() + self.err.read_text(errors="replace")
+
+    def events(self) -> str:
+        """What `run --no-view` prints: one line per event, and the totals every 10 s."""
+        return self.out.read_text(errors="replace")
 
     def child_pid(self, name: str) -> int | None:
         return PidFile(self.settings.home / "run" / f"{name}.pid").running_pid()
@@ -240,7 +249,7 @@ def inject(fault: tuple[str, ...], settings: Settings, pipeline: Pipeline) -> Fa
     """Kill every target at once; restart the stack services after DOWN_S; wait for the supervised children."""
     stack = Stack(settings)
     killed = {}
-    started = Fault(fault, killed_at=time.time())
+    started = Fault(fault, killed_at=time.time(), output_mark=len(pipeline.events()))
     for target in fault:
         killed[target] = kill_group(PidFile(settings.home / "run" / f"{target}.pid"))
     if STACK_SERVICES & set(fault):
@@ -276,6 +285,8 @@ def wait_recovered(fault: Fault, settings: Settings, pipeline: Pipeline, publish
     fault.recovered_at = max(before, default=fault.killed_at)
     moments = [fault.killed_at, *(stored for _, stored in times if stored <= fault.recovered_at)]
     fault.stalled_s = max((b - a for a, b in itertools.pairwise(moments)), default=0.0)
+    since = pipeline.events()[fault.output_mark :]
+    fault.restarts = dict(Counter(re.findall(r"(\w+) started \(pid \d+\), log .* \(restart \d+\)", since)))
 
 
 @pytest.fixture(scope="module")
