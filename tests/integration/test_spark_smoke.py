@@ -17,7 +17,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from sensorpipe.config import Settings, load_settings
-from sensorpipe.ingest.kafka_client import client_config
+from sensorpipe.ingest.kafka_client import client_config, spark_kafka_options
 from sensorpipe.jvm import JarsError
 from sensorpipe.storage.s3 import s3_client
 from sensorpipe.stream import build_session
@@ -85,7 +85,7 @@ def test_kafka_batch_lands_as_parquet_on_s3(
     topic, readings = produced
     raw = (
         spark.read.format("kafka")
-        .option("kafka.bootstrap.servers", stack_settings.kafka.bootstrap_servers)
+        .options(**spark_kafka_options(stack_settings.kafka))
         .option("subscribe", topic)
         .option("startingOffsets", "earliest")
         .option("endingOffsets", "latest")

@@ -25,12 +25,14 @@ import yaml
 
 from sensorpipe import __version__
 from sensorpipe.config import Settings, load_settings
+from sensorpipe.config.credentials import BRIDGE_USER, CHECK_USER
 from sensorpipe.config.env import CONFIG_FILE_ENV, LEGACY_ENV_NAMES
 from sensorpipe.ops.grafana import export_grafana
 from sensorpipe.ops.grafana.datasources import PROMETHEUS_TYPE, READER_PASSWORD_ENV
 from sensorpipe.ops.grafana.export import GRAFANA_PROVISIONING
 from sensorpipe.ops.grafana.sql_query import POSTGRES_TYPE
 from sensorpipe.ops.prometheus_export import export_prometheus
+from sensorpipe.stack.mosquitto import acl
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -456,6 +458,35 @@ def test_sensorpipe_service_reaches_the_services_of_the_compose_file(
     bridge, stream = settings_of["bridge"], settings_of["stream"]
     assert settings.monitoring.bridge_targets == f"bridge:{bridge.bridge.metrics_port}"
     assert settings.monitoring.stream_targets == f"stream:{stream.stream.metrics_port}"
+
+
+def test_mqtt_refuses_anonymous_clients_and_every_service_has_a_login(
+    compose: Compose, settings_of: dict[str, Settings]
+) -> None:
+    conf = Path(mounted(compose, "mosquitto", "/mosquitto/config/mosquitto.conf").source).read_text()
+    directives = dict(line.split(" ", 1) for line in conf.splitlines() if line and not line.startswith("#"))
+    assert directives["allow_anonymous"] == "false"
+    # The ACL is the local stack's for the services' MQTT settings: sensors write their own topic, the bridge reads.
+    acl_file = Path(mounted(compose, "mosquitto", directives["acl_file"]).source)
+    assert acl_file.read_text() == acl(settings_of["bridge"].mqtt)
+    # The password file is written at start by the entry point, from the logins in the environment.
+    entrypoint = compose.service("mosquitto")["entrypoint"]
+    assert entrypoint[0] == "/bin/sh"
+    script = Path(mounted(compose, "mosquitto", entrypoint[1]).source).read_text()
+    assert f"passwd={directives['password_file']}" in script
+    assert f"exec mosquitto -c {mounted(compose, 'mosquitto', '/mosquitto/config/mosquitto.conf').target}" in script
+    env = compose.env("mosquitto")
+    logins = {BRIDGE_USER: env["MQTT_BRIDGE_PASSWORD"], CHECK_USER: env["MQTT_CHECK_PASSWORD"]}
+    logins |= dict(login.split(":", 1) for login in env["MQTT_SENSOR_PASSWORDS"].split())
+    for name, settings in settings_of.items():
+        assert settings.mqtt.username is not None and settings.mqtt.password is not None, name
+        assert logins.get(settings.mqtt.username) == settings.mqtt.password.get_secret_value(), name
+    assert {name for name, s in settings_of.items() if s.mqtt.username != BRIDGE_USER} == {"simulator"}
+    # The simulator is one gateway: its readings go, as arrays, on the one topic its login may write.
+    simulator = compose.command("simulator")
+    assert int(option(simulator, "--batch")) > 1 and "--processes" not in simulator
+    (check,) = compose.service("mosquitto")["healthcheck"]["test"][1:]
+    assert f'-u {CHECK_USER} -P "$MQTT_CHECK_PASSWORD"' in unescape(check)
 
 
 def test_the_cluster_reaches_the_driver_and_the_master(compose: Compose, settings_of: dict[str, Settings]) -> None:

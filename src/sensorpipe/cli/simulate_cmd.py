@@ -12,8 +12,14 @@ from rich.text import Text
 
 from sensorpipe.cli.console import console, err_console, fail, ok, print_json
 from sensorpipe.cli.context import app_context
+from sensorpipe.config.credentials import CredentialsError, mqtt_login, signs_in_per_sensor
 from sensorpipe.ingest.readings import LEGACY_TOPIC, FleetSpec
 from sensorpipe.ingest.simulator import Job, Stats, simulate
+from sensorpipe.stack import StackError
+from sensorpipe.stack.mosquitto import add_sensor_logins
+
+MAX_SENSOR_PROCESSES = 64
+"""On a secure stack a sensor is one publisher process; beyond this many, gateways (`--batch`) are the way."""
 
 
 class _LiveLine:
@@ -137,8 +143,26 @@ def simulate_command(
     sensorpipe simulate --legacy --rate 1 -d 30          # sensors/data
     sensorpipe simulate --rate 100 --malformed-ratio 0.05
     ```
+
+    On a secure stack (`sensorpipe stack up --secure`) every simulated sensor (with `--batch`: every
+    gateway, gw-01 ...) logs in as itself, with a login added as `sensorpipe stack sensor add` does, and
+    may publish on its own topic only: one publisher process per sensor, and no `--legacy`.
     """
     settings = app_context(ctx).settings(mqtt={"qos": qos})
+    secure = signs_in_per_sensor(settings)
+    if secure and legacy:
+        fail(
+            f"--legacy publishes on {settings.mqtt.legacy_topic or LEGACY_TOPIC}, which names no sensor: on a secure"
+            " stack no sensor may publish there. Drop --legacy"
+        )
+    if secure and batch == 1:
+        if sensors > MAX_SENSOR_PROCESSES:
+            fail(
+                f"on a secure stack each sensor logs in as itself, one publisher process each: {sensors} sensors"
+                f" are more than {MAX_SENSOR_PROCESSES} processes. Use --batch K: gateways (gw-01 ...) log in"
+                " instead, one process each"
+            )
+        processes = sensors  # each sensor logs in as itself: one publisher (one connection) per sensor
     try:
         job = Job(
             fleet=FleetSpec(
@@ -161,12 +185,21 @@ def simulate_command(
         )
     except ValueError as e:
         fail(str(e))
+    logins = [settings.mqtt] * job.processes if settings.mqtt.username else None  # v5: ACL refusals are seen
+    if secure:
+        senders = [job.sender_of(i) for i in range(job.processes)]
+        try:
+            credentials = add_sensor_logins(settings, senders)
+        except (CredentialsError, StackError) as e:
+            fail(str(e))
+        logins = [mqtt_login(settings, sender, credentials) for sender in senders]
     with Live(console=err_console, auto_refresh=False, transient=True) as live:
         stats = simulate(
             job,
             settings.mqtt,
             on_progress=_LiveLine(live, job.processes),
             on_event=lambda line: live.console.print(f"{time.strftime('%H:%M:%S')} {line}", markup=False),
+            logins=logins,
         )
     if json_:
         print_json({**stats.as_json(), "qos": job.qos, "processes": job.processes, "lossless": stats.lossless})

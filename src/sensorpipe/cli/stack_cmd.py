@@ -9,8 +9,10 @@ from typing import Annotated, Literal
 import typer
 from rich.table import Table
 
+from sensorpipe.cli import sensor_cmd
 from sensorpipe.cli.console import console, err_console, fail, ok, print_json
 from sensorpipe.cli.context import app_context
+from sensorpipe.config.credentials import credentials_file, load_credentials, secure_home
 from sensorpipe.ops.roundtrip import CheckResult, run_checks, service_checks
 from sensorpipe.stack import ServiceState, Stack, StackError
 
@@ -27,6 +29,7 @@ LakeOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+app.add_typer(sensor_cmd.app, name="sensor")
 
 
 def status_json(states: list[ServiceState]) -> dict[str, object]:
@@ -48,12 +51,30 @@ def _table(states: list[ServiceState]) -> Table:
 
 
 @app.command("up")
-def up(ctx: typer.Context, lake: LakeOption = None, json_: JsonOption = False) -> None:
+def up(
+    ctx: typer.Context,
+    lake: LakeOption = None,
+    secure: Annotated[
+        bool,
+        typer.Option(
+            "--secure",
+            help="Logins everywhere: MQTT with a password file and ACLs (a sensor publishes on its own topic"
+            " only, the bridge only reads), Kafka with SASL/PLAIN. Random passwords in"
+            " <home>/secrets/credentials.json (0600); the home stays secure from then on.",
+        ),
+    ] = False,
+    json_: JsonOption = False,
+) -> None:
     """Start every service that is not running and return once all answer real client requests.
 
     Idempotent: a running service is left alone. State (data, logs, pid files) lives under the stack home
     (`--home`, default ./.sensorpipe). A port held by another program is reported, not waited on.
+
+    With `--secure` (once: later commands on the home find its credentials and use them), sensorpipe's own
+    clients log in by themselves; a real sensor needs a login of its own: `sensorpipe stack sensor add ID`.
     """
+    if secure:
+        secure_home(app_context(ctx).settings().home)
     settings = app_context(ctx).settings(lake={"backend": lake})
     stack = Stack(settings)
     began = time.monotonic()
@@ -73,6 +94,8 @@ def up(ctx: typer.Context, lake: LakeOption = None, json_: JsonOption = False) -
     else:
         console.print(_table(states))
         ok(f"stack up in {time.monotonic() - began:.1f}s, state in {settings.home}")
+        if load_credentials(settings.home) is not None:
+            ok(f"secure: logins required, passwords in {credentials_file(settings.home)}")
     if not all(s.healthy for s in states):
         raise typer.Exit(1)
 

@@ -23,6 +23,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from sensorpipe.config.credentials import with_stack_credentials
 from sensorpipe.config.env import CONFIG_FILE_ENV, DEFAULT_CONFIG_FILE, env_names
 
 LOOPBACK = "127.0.0.1"
@@ -108,6 +109,21 @@ class KafkaSettings(_Section):
     replication_factor: int = Field(1, ge=1, description="replication of the topics sensorpipe creates")
     retention_ms: int = Field(7 * 24 * 3600 * 1000, ge=-1, description="retention of the topics (-1: forever)")
     controller_port: int = Field(9093, ge=1, le=65535, description="KRaft controller of the local broker")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="how clients talk to the brokers: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN", description="SASL mechanism with a SASL_* security_protocol"
+    )
+    sasl_username: str | None = Field(None, description="SASL user, with a SASL_* security_protocol")
+    sasl_password: SecretStr | None = Field(None, description="SASL password of sasl_username")
+    ssl_ca_location: Path | None = Field(
+        None, description="PEM file of the CA that signed the brokers' certificates (SSL, SASL_SSL)"
+    )
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol.startswith("SASL_")
 
     @property
     def first_host_port(self) -> tuple[str, int]:
@@ -349,10 +365,13 @@ def resolve_config_file(explicit: Path | None) -> Path | None:
 
 
 def load_settings(overrides: dict[str, dict[str, Any]] | None = None, config_file: Path | None = None) -> Settings:
-    """Build the effective settings; `overrides` are command-line flags, nested by section."""
+    """Build the effective settings; `overrides` are command-line flags, nested by section.
+
+    A secure stack home adds its logins where nothing explicit was given (`config.credentials`).
+    """
     token = _config_file.set(resolve_config_file(config_file))
     try:
-        return Settings.model_validate(overrides or {})
+        return with_stack_credentials(Settings.model_validate(overrides or {}))
     finally:
         _config_file.reset(token)
 

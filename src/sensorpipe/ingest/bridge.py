@@ -32,7 +32,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from sensorpipe.config import Settings
 from sensorpipe.ingest.backoff import Backoff
 from sensorpipe.ingest.bridge_metrics import BridgeMetrics, BridgeSnapshot
-from sensorpipe.ingest.kafka_client import KafkaError, client_config
+from sensorpipe.ingest.kafka_client import KafkaError, client_config, refused_sasl_login
 from sensorpipe.ingest.mqtt_client import connect_error, make_v5_client, refused_login
 from sensorpipe.ingest.sensor_key import SensorKeys
 from sensorpipe.ingest.topics import create_topics
@@ -409,6 +409,11 @@ class Bridge:
                 " (is `sensorpipe stack up` running?)",
                 self.settings.kafka.bootstrap_servers,
             )
+        elif error.code() == RdKafkaError._AUTHENTICATION and not self._kafka_down:
+            self._kafka_down = True
+            self.metrics.kafka_reachable.set(0)
+            self.metrics.errors.labels("kafka_login_refused").inc()
+            logger.error("%s; readings wait in MQTT meanwhile", refused_sasl_login(self.settings.kafka, error))
         elif error.fatal():
             self._fatal = f"Kafka producer failed: {error.str()}"
 

@@ -49,7 +49,19 @@ def connect_error(host: str, port: int, error: OSError) -> str:
 
 
 def refused_login(host: str, port: int, reason: ReasonCode) -> str:
-    return f"MQTT broker at {host}:{port} refused the login ({reason}): check mqtt.username/mqtt.password"
+    return (
+        f"MQTT broker at {host}:{port} refused the login ({reason}): check mqtt.username/mqtt.password"
+        " (a secure stack home keeps sensorpipe's own in <home>/secrets/credentials.json)"
+    )
+
+
+def refused_publish(settings: MqttSettings, topic: str, reason: ReasonCode) -> str:
+    """A QoS 1/2 publish the broker's ACL denied (MQTT v5 says so in the PUBACK; v3.1.1 cannot)."""
+    return (
+        f"MQTT broker at {settings.host}:{settings.port} refused a message of {settings.username or 'this client'}"
+        f" on {topic} ({reason}): a sensor may publish on its own topic only; a new sensor needs its own login"
+        " (`sensorpipe stack sensor add ID`)"
+    )
 
 
 def connect(client: mqtt.Client, host: str, port: int, keepalive_s: int = 30, timeout_s: float = 5.0) -> None:

@@ -26,7 +26,7 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import astuple, dataclass, fields
 from multiprocessing.connection import wait
@@ -38,8 +38,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from sensorpipe.config import MqttSettings
 from sensorpipe.ingest.backoff import Backoff
-from sensorpipe.ingest.mqtt_client import make_client
-from sensorpipe.ingest.readings import Fleet, FleetSpec, Message
+from sensorpipe.ingest.mqtt_client import make_client, make_v5_client, refused_publish
+from sensorpipe.ingest.readings import Fleet, FleetSpec, Message, sensor_id
 
 # QoS 1/2: messages awaiting PUBACK/PUBCOMP at once. DESIGN.md measured 100 at ≈8,600 msg/s; unbounded
 # windows collapse because paho scans its whole message dict on every acknowledgement.
@@ -96,6 +96,14 @@ class Job:
             seq_step=p,
             stream=index,
         )
+
+    def sender_of(self, index: int) -> str:
+        """Who process `index` publishes as, when it is one sender: its gateway (batches) or its one sensor."""
+        if self.fleet.batch > 1:
+            return f"gw-{index + 1:02d}"
+        if self.processes != self.fleet.sensors:
+            raise ValueError("one login per process needs one sensor per process: --processes equal to --sensors")
+        return sensor_id(index + 1)
 
     def pacer_of(self, index: int) -> Pacer:
         count = None if self.count is None else len(range(index, self.count, self.processes))
@@ -252,8 +260,16 @@ class Stats:
         }
 
 
+class PublishRefused(RuntimeError):
+    """The broker's ACL refused a message: retrying cannot help, the login or the topic must change."""
+
+
 class Publisher:
-    """One MQTT client publishing one process's share of the job until it is done or told to stop."""
+    """One MQTT client publishing one process's share of the job until it is done or told to stop.
+
+    `v5=True` speaks MQTT v5, whose PUBACK carries a reason code: a message the broker's ACL refused then
+    stops the publisher with `PublishRefused` (MQTT 3.1.1 acknowledges it as if it had been taken).
+    """
 
     def __init__(
         self,
@@ -264,9 +280,12 @@ class Publisher:
         should_stop: Callable[[], bool],
         report: Callable[[Stats], None],
         log: Callable[[str], None],
+        v5: bool = False,
     ) -> None:
         self.job = job
         self.settings = settings
+        self.v5 = v5
+        self.refused: str | None = None
         self.client_id = f"{job.client_id}-{index + 1}"
         self.fleet = job.fleet_of(index)
         self.pacer = job.pacer_of(index)
@@ -306,6 +325,10 @@ class Publisher:
                     drain_until = now + self.job.drain_timeout_s
             if drain_until is not None and (self.outbox.held == 0 or now >= drain_until):
                 break
+            if self.refused is not None:
+                self._close()
+                self.report(self.stats())
+                raise PublishRefused(self.refused)
             if self.client is None:
                 if now >= self.next_attempt:
                     self._connect(now)
@@ -363,7 +386,10 @@ class Publisher:
         return max(0.0, wait_s)
 
     def _connect(self, now: float) -> None:
-        client = make_client(self.settings, self.client_id)
+        if self.v5:
+            client = make_v5_client(self.settings, self.client_id)
+        else:
+            client = make_client(self.settings, self.client_id)
         client.max_inflight_messages_set(self.window)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -399,7 +425,11 @@ class Publisher:
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
         self.lost = f"connection lost ({reason})"
 
-    def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, _r: Any, _p: Any) -> None:
+    def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, reason: ReasonCode, _p: Any) -> None:
+        if reason.is_failure:
+            message = self.outbox.pending.get(mid)
+            self.refused = self.refused or refused_publish(self.settings, message.topic if message else "?", reason)
+            return
         self.outbox.ack_mid(mid)
 
     def _flush(self) -> None:
@@ -486,7 +516,9 @@ def _stop_on_signals(flag: Any) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def _publisher_process(job: Job, index: int, settings: MqttSettings, flag: Any, rows: Any, events: Any) -> None:
+def _publisher_process(
+    job: Job, index: int, settings: MqttSettings, v5: bool, flag: Any, rows: Any, events: Any
+) -> None:
     parent = os.getppid()
     width = len(fields(Stats))
     prefix = f"[{index + 1}/{job.processes}] " if job.processes > 1 else ""
@@ -502,7 +534,11 @@ def _publisher_process(job: Job, index: int, settings: MqttSettings, flag: Any, 
             should_stop=lambda: flag.value != 0 or os.getppid() != parent,
             report=report,
             log=lambda line: events.put(prefix + line),
+            v5=v5,
         ).run()
+    except PublishRefused as e:
+        events.put(f"{prefix}{e}")
+        sys.exit(2)
     except Exception as e:  # reported to the parent as one line; the exit code marks the failure
         events.put(f"{prefix}publisher failed: {type(e).__name__}: {e}")
         sys.exit(2)
@@ -515,10 +551,13 @@ def simulate(
     on_progress: Callable[[Stats], None],
     on_event: Callable[[str], None],
     progress_every_s: float = 1.0,
+    logins: Sequence[MqttSettings] | None = None,
 ) -> Stats:
     """Run `job.processes` publisher processes to the end; `on_progress` gets their sum about once a second.
 
     Ctrl+C or SIGTERM stops generation; each process then drains for up to `job.drain_timeout_s`.
+    `logins`, one per process (on a secure stack each `Job.sender_of` as itself), make the publishers speak
+    MQTT v5, so that a message the broker's ACL refuses is reported, not counted as acknowledged.
     """
     ctx = multiprocessing.get_context("fork")  # `python -m sensorpipe` has no __main__ guard for spawn
     flag = ctx.Value("b", 0, lock=False)
@@ -537,7 +576,7 @@ def simulate(
         processes = [
             ctx.Process(
                 target=_publisher_process,
-                args=(job, i, settings, flag, rows, events),
+                args=(job, i, logins[i] if logins else settings, logins is not None, flag, rows, events),
                 name=f"sensorpipe-simulate-{i + 1}",
             )
             for i in range(job.processes)
@@ -562,4 +601,4 @@ def simulate(
     return Stats.combine(parts)
 
 
-__all__ = ["Job", "Outbox", "Pacer", "Publisher", "Stats", "simulate"]
+__all__ = ["Job", "Outbox", "Pacer", "PublishRefused", "Publisher", "Stats", "simulate"]

@@ -19,7 +19,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from sensorpipe.config import Settings
-from sensorpipe.ingest.kafka_client import KafkaError, client_config
+from sensorpipe.config.credentials import CHECK_USER, mqtt_login
+from sensorpipe.ingest.kafka_client import KafkaError, client_config, spark_kafka_options
 from sensorpipe.ingest.mqtt_client import MqttError, connect, make_client
 from sensorpipe.ingest.topics import create_missing
 from sensorpipe.storage.s3 import S3Error, explain, s3_client
@@ -40,8 +41,11 @@ class RoundTripError(RuntimeError):
 
 
 def mqtt_roundtrip(settings: Settings) -> str:
-    """Subscribe at QoS 1, publish at QoS 1, wait for the PUBACK and for delivery."""
-    mqtt = settings.mqtt
+    """Subscribe at QoS 1, publish at QoS 1, wait for the PUBACK and for delivery.
+
+    On a secure home this is the login of `stack check`, allowed on `sensorpipe/roundtrip/#` only.
+    """
+    mqtt = mqtt_login(settings, CHECK_USER)
     topic = f"sensorpipe/roundtrip/{uuid.uuid4().hex}"
     payload = uuid.uuid4().bytes
     received = threading.Event()
@@ -134,7 +138,7 @@ def spark_roundtrip(settings: Settings) -> str:
     try:
         records = (
             spark.read.format("kafka")
-            .option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
+            .options(**spark_kafka_options(settings.kafka))
             .option("subscribe", ROUNDTRIP_TOPIC)
             .option("startingOffsets", json.dumps({ROUNDTRIP_TOPIC: {"0": offset}}))
             .option("endingOffsets", json.dumps({ROUNDTRIP_TOPIC: {"0": offset + 1}}))

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import uuid
 
+from sensorpipe.config.credentials import KAFKA_BROKER_USER, Credentials, load_credentials, write_private
 from sensorpipe.ingest.kafka_client import KafkaError, cluster_summary
 from sensorpipe.jvm import JarsError, resolved
 from sensorpipe.stack.service import NotReady, Service, StackError
@@ -17,12 +18,12 @@ _SERVER_PROPERTIES = """\
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@{host}:{controller_port}
-listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}
-advertised.listeners=PLAINTEXT://{host}:{port}
+listeners={protocol}://{host}:{port},CONTROLLER://{host}:{controller_port}
+advertised.listeners={protocol}://{host}:{port}
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs={data}
+inter.broker.listener.name={protocol}
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,{protocol}:{protocol}
+{sasl}log.dirs={data}
 # sensorpipe creates its own topics (`sensorpipe topics create`); a typo must not create a new one.
 auto.create.topics.enable=false
 num.partitions={partitions}
@@ -33,6 +34,13 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 log.retention.ms={retention_ms}
+"""
+
+_SASL = """\
+# Secure home: clients log in with SASL/PLAIN; users and passwords from <home>/secrets/credentials.json.
+sasl.enabled.mechanisms=PLAIN
+sasl.mechanism.inter.broker.protocol=PLAIN
+listener.name.sasl_plaintext.plain.sasl.jaas.config={jaas}
 """
 
 _LOG4J2 = """\
@@ -72,6 +80,16 @@ def new_cluster_id() -> str:
             return cluster_id
 
 
+def broker_jaas(credentials: Credentials) -> str:
+    """The broker's JAAS line: its own login for inter-broker traffic and a `user_<name>` per SASL user."""
+    own = credentials.kafka[KAFKA_BROKER_USER]
+    users = " ".join(f'user_{user}="{password}"' for user, password in sorted(credentials.kafka.items()))
+    return (
+        "org.apache.kafka.common.security.plain.PlainLoginModule required"
+        f' username="{KAFKA_BROKER_USER}" password="{own}" {users};'
+    )
+
+
 class Kafka(Service):
     name = "kafka"
 
@@ -106,16 +124,18 @@ class Kafka(Service):
         kafka = self.settings.kafka
         data = self.dir / "data"
         data.mkdir(parents=True, exist_ok=True)
-        (self.dir / "server.properties").write_text(
-            _SERVER_PROPERTIES.format(
-                host=self.host,
-                port=self._port(),
-                controller_port=kafka.controller_port,
-                data=data,
-                partitions=kafka.partitions,
-                retention_ms=kafka.retention_ms,
-            )
+        credentials = load_credentials(self.settings.home)
+        properties = _SERVER_PROPERTIES.format(
+            host=self.host,
+            port=self._port(),
+            controller_port=kafka.controller_port,
+            protocol="PLAINTEXT" if credentials is None else "SASL_PLAINTEXT",
+            sasl="" if credentials is None else _SASL.format(jaas=broker_jaas(credentials)),
+            data=data,
+            partitions=kafka.partitions,
+            retention_ms=kafka.retention_ms,
         )
+        write_private(self.dir / "server.properties", properties)  # a secure home's holds the SASL passwords
         (self.dir / "log4j2.properties").write_text(_LOG4J2)
         if (data / "meta.properties").exists():
             return
@@ -138,6 +158,11 @@ class Kafka(Service):
 
     def command(self) -> list[str]:
         return [*self._jvm(), "kafka.Kafka", str(self.dir / "server.properties")]
+
+    def secured(self) -> bool:
+        """Whether the configuration the running broker was started with has the SASL listener."""
+        properties = self.dir / "server.properties"
+        return properties.is_file() and "SASL_PLAINTEXT://" in properties.read_text()
 
     def probe(self) -> str:
         try:

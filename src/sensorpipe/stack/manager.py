@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sensorpipe.config import Settings
+from sensorpipe.config.credentials import load_credentials
 from sensorpipe.stack import ports
 from sensorpipe.stack.kafka import Kafka
 from sensorpipe.stack.mosquitto import Mosquitto
@@ -83,10 +84,16 @@ class Stack:
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / _MARKER).write_text(json.dumps({"lake": self.settings.lake_uri}, indent=2))
         to_start: list[Service] = []
+        secure = load_credentials(self.home) is not None
         for service in self.services:
             if not self.managed(service):
                 report(service.name, "external endpoint, not started here")
             elif service.pid_file.running_pid() is not None:
+                if secure and not service.secured():
+                    raise StackError(
+                        f"{service.name} is running without the password file and ACL of this secure home:"
+                        " `sensorpipe stack down`, then `sensorpipe stack up` starts it with them"
+                    )
                 report(service.name, "already running")
             else:
                 to_start.append(service)

@@ -62,3 +62,10 @@ class Service(ABC):
 
     def provision(self) -> None:
         """Idempotent work once the service answers: users, databases, buckets."""
+
+    def secured(self) -> bool:
+        """Whether the configuration the process runs with has the access control of a secure home.
+
+        Only Mosquitto and Kafka change between the modes; the others always require their logins.
+        """
+        return True

@@ -33,6 +33,7 @@ from pyspark.sql.streaming.query import StreamingQuery
 from pyspark.sql.streaming.readwriter import DataStreamWriter
 
 from sensorpipe.config import Settings
+from sensorpipe.ingest.kafka_client import spark_kafka_options
 from sensorpipe.storage.lake import AGG_1M, DATE_COLUMN, HOUR_COLUMN, RAW, dataset_uri
 from sensorpipe.storage.writer import AGGREGATE_COLUMNS
 from sensorpipe.stream.checkpoints import checkpoint_uri
@@ -73,7 +74,7 @@ def kafka_source(spark: SparkSession, settings: Settings) -> DataFrame:
     """`kafka.topic` from the earliest retained offset on a first start (later starts: the checkpoint)."""
     reader = (
         spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
+        .options(**spark_kafka_options(settings.kafka))
         .option("subscribe", settings.kafka.topic)
         .option("startingOffsets", "earliest")
         .option("includeHeaders", "true")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from confluent_kafka.admin import AdminClient
 
 from sensorpipe.config import Settings
-from sensorpipe.ingest.kafka_client import KafkaError, client_config, cluster_metadata
+from sensorpipe.ingest.kafka_client import KafkaError, KafkaLoginError, client_config, cluster_metadata
 from sensorpipe.ops.doctor.check import Check, failed, passed, split_fix
 
 CREATE = "`sensorpipe topics create`"
@@ -16,6 +16,8 @@ def check_topic(settings: Settings, topic: str, timeout_s: float = 5.0) -> Check
     name = f"topic {topic}"
     try:
         metadata = cluster_metadata(AdminClient(client_config(kafka, log_level=0)), kafka, timeout_s)
+    except KafkaLoginError as e:
+        return failed(name, *split_fix(str(e)))
     except KafkaError as e:
         cause, _ = split_fix(str(e))
         return failed(name, cause, "start the broker (`sensorpipe stack up`) or set kafka.bootstrap_servers")
