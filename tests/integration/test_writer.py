@@ -220,16 +220,18 @@ def test_rejects_are_recorded_once_per_kafka_record_and_element(
         ("not_json", "Expecting value", b"\xff\x00garbage", topic, 2, 10, 0),
         ("out_of_range", "temperature 900", b'[{"temperature": 900}]', topic, 2, 11, 0),
         ("out_of_range", "humidity -3", b'[{"humidity": -3}]', topic, 2, 11, 1),
+        ("wrong_type", 'sensor_id "a\x00b"', b'{"sensor_id": 1, "note": "a\\u0000b"}', topic, 2, 12, 0),
     ]
-    assert (writer.write_rejects(rejects).written, writer.write_rejects(rejects).skipped) == (3, 3)
+    assert (writer.write_rejects(rejects).written, writer.write_rejects(rejects).skipped) == (4, 4)
     stored = owner.execute(
-        "select reason, payload, kafka_offset, element from sensor_rejects where kafka_topic = %s order by id",
+        "select reason, detail, payload, kafka_offset, element from sensor_rejects where kafka_topic = %s order by id",
         (topic,),
     ).fetchall()
     assert stored == [
-        ("not_json", b"\xff\x00garbage", 10, 0),
-        ("out_of_range", b'[{"temperature": 900}]', 11, 0),
-        ("out_of_range", b'[{"humidity": -3}]', 11, 1),
+        ("not_json", "Expecting value", b"\xff\x00garbage", 10, 0),
+        ("out_of_range", "temperature 900", b'[{"temperature": 900}]', 11, 0),
+        ("out_of_range", "humidity -3", b'[{"humidity": -3}]', 11, 1),
+        ("wrong_type", 'sensor_id "a\ufffdb"', b'{"sensor_id": 1, "note": "a\\u0000b"}', 12, 0),  # text holds no NUL
     ]
 
 

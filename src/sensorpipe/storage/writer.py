@@ -197,6 +197,10 @@ def _aggregate_rows(batch: Batch) -> list[Row]:
     return list(latest.values())
 
 
+def _without_nul(value: Any) -> Any:
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
+
+
 def is_transient(error: BaseException) -> bool:
     """True when running the batch again later can succeed (see _TRANSIENT_STATES)."""
     if not isinstance(error, psycopg.Error):
@@ -293,8 +297,12 @@ class DatabaseWriter:
         return self._retrying(lambda conn: self._first_copies(conn, rows))[0]
 
     def write_rejects(self, rejects: Iterable[Row]) -> WriteResult:
-        """Dead-letter rows in REJECT_COLUMNS order; one already recorded (same Kafka record and element) is skipped."""
-        rows = list(rejects)
+        """Dead-letter rows in REJECT_COLUMNS order; one already recorded (same Kafka record and element) is skipped.
+
+        A NUL character in a text column (a `detail` quoting a bad value) becomes U+FFFD: PostgreSQL's text
+        cannot hold it, and a reject must never fail its batch. The payload itself is kept byte for byte.
+        """
+        rows = [tuple(_without_nul(value) for value in row) for row in rejects]
         skip = sql.SQL("on conflict on constraint sensor_rejects_source do nothing")
         return self._run(lambda conn: self._staged(conn, "sensor_rejects", REJECT_COLUMNS, _REJECT_TYPES, rows, skip))
 
