@@ -10,6 +10,7 @@ from typing import Any
 
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from sensorpipe.config import Settings
@@ -77,12 +78,17 @@ def test_the_partition_writer_stores_publishes_rejects_and_hands_on_the_stored_r
     tally = Tally()
     write = readings_writer(settings, tally.counts.update)
 
-    handed_on = pa.Table.from_batches(list(write([batch, batch])))  # a batch given twice: a replay
+    valid = pa.Table.from_batches([batch]).slice(0, 3)
+    offsets = valid.schema.get_field_index("kafka_offset")
+    forwarded_again = valid.set_column(offsets, "kafka_offset", pc.add(valid["kafka_offset"], 100)).to_batches()[0]
+
+    # A batch given twice (a replay), then its readings at other offsets (the bridge forwarded them twice).
+    handed_on = pa.Table.from_batches(list(write([batch, batch, forwarded_again])))
 
     assert handed_on.column_names == list(READING_COLUMNS)
     assert handed_on.to_pylist() == [
         {name: row[name] for name in READING_COLUMNS} for row in 2 * batch.to_pylist()[:3]
-    ], "the valid readings, each time they were given, and nothing of the reject"
+    ], "the valid readings, each time their own records were given; nothing of the reject or of the copies"
     with psycopg.connect(settings.postgres.dsn(), autocommit=True) as owner:
         stored = owner.execute("select count(*) from sensor_data where sensor_id = %s", (good,)).fetchone()
         rejects = owner.execute(
@@ -90,9 +96,9 @@ def test_the_partition_writer_stores_publishes_rejects_and_hands_on_the_stored_r
         ).fetchall()
     assert stored == (3,)
     assert rejects == [("out_of_range", 9)]
-    assert tally.of(ENCODING) == {"raw_json": 8}
+    assert tally.of(ENCODING) == {"raw_json": 11}
     assert tally.of(REJECTED) == {"out_of_range": 2}
-    assert tally.counts[(STORED, "sensor_data")] == 3 and tally.counts[(SKIPPED, "sensor_data")] == 3
+    assert tally.counts[(STORED, "sensor_data")] == 3 and tally.counts[(SKIPPED, "sensor_data")] == 6
     assert tally.rows("sensor_rejects") == 2
 
     dead_letters = read_topic(settings, settings.kafka.dlq_topic, 2)

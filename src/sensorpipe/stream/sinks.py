@@ -133,7 +133,7 @@ def readings_writer(settings: Settings, report: Callable[[Counter[tuple[str, str
                         times = valid["time"].cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy()
                         counts.update(latency_buckets(times, time.time()))
                     if result.skipped:  # a replay, or readings forwarded twice: the lake takes each once
-                        valid = valid.take(writer.first_copies(valid))
+                        valid = valid.take(pa.array(writer.first_copies(valid), pa.int64()))
                     yield from valid.to_batches()
         dead_letters.close()
         report(counts)
