@@ -302,7 +302,7 @@ class DatabaseWriter:
         A NUL character in a text column (a `detail` quoting a bad value) becomes U+FFFD: PostgreSQL's text
         cannot hold it, and a reject must never fail its batch. The payload itself is kept byte for byte.
         """
-        rows = [tuple(_without_nul(value) for value in row) for row in rejects]
+        rows: list[Row] = [tuple(_without_nul(value) for value in row) for row in rejects]
         skip = sql.SQL("on conflict on constraint sensor_rejects_source do nothing")
         return self._run(lambda conn: self._staged(conn, "sensor_rejects", REJECT_COLUMNS, _REJECT_TYPES, rows, skip))
 
