@@ -35,6 +35,14 @@ def bench(
     ceiling_duration: Annotated[
         float, typer.Option("--ceiling-duration", min=1.0, help="Seconds per single-stage ceiling.")
     ] = 10.0,
+    warmup: Annotated[
+        float,
+        typer.Option(
+            "--warmup",
+            min=0.0,
+            help="Seconds of load after the first stored row before each mode is measured (JIT, connections).",
+        ),
+    ] = 10.0,
     base_port: Annotated[
         int,
         typer.Option(
@@ -92,6 +100,7 @@ def bench(
         sensors=sensors,
         batch=batch,
         ceiling_s=ceiling_duration,
+        warmup_s=warmup,
         base_port=base_port,
         keep=keep,
     )

@@ -87,8 +87,6 @@ SAMPLE_S = 1.0
 DRAIN_TIMEOUT_S = 180.0
 """How long the stream job may take to store a step's backlog before the bench gives up on it."""
 FIRST_ROW_TIMEOUT_S = 300.0
-WARMUP_AFTER_FIRST_ROW_S = 10.0
-"""The cold-start simulator keeps publishing this long after the first row: JIT and connection warm-up."""
 WARMUP_RATE = 200.0
 SIMULATOR_RATE_PER_PROCESS = 4_000.0
 """Messages per second one simulator process offers comfortably; more messages get more processes."""
@@ -113,6 +111,8 @@ class BenchOptions:
     batch: int = 50
     ceiling_s: float = 10.0
     """Seconds per stage ceiling."""
+    warmup_s: float = 10.0
+    """The cold-start simulator keeps publishing this long after the first row: JIT and connection warm-up."""
     base_port: int = 29_000
     keep: bool = False
     """Keep the bench's home (logs, data) and leave its stack up."""
@@ -194,8 +194,8 @@ class Bench:
             time.sleep(0.2)
         cold = time.monotonic() - began
         self.say(f"cold start → first row in sensor_data: {cold:.1f} s")
-        self.status(f"warming up for {WARMUP_AFTER_FIRST_ROW_S:.0f} s ...")
-        time.sleep(WARMUP_AFTER_FIRST_ROW_S)
+        self.status(f"warming up for {self.options.warmup_s:g} s ...")
+        time.sleep(self.options.warmup_s)
         self._end_simulator()
         self._drain(time.monotonic(), [])
         return cold
