@@ -40,7 +40,7 @@ def bench(
         typer.Option(
             "--warmup",
             min=0.0,
-            help="Seconds of load after the first stored row before each mode is measured (JIT, connections).",
+            help="Seconds of load after the first stored row, before the modes are measured (JIT, connections).",
         ),
     ] = 10.0,
     base_port: Annotated[
