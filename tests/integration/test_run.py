@@ -183,10 +183,16 @@ def test_run_with_the_simulator_stores_every_reading_once_and_stops_cleanly(stac
     assert_nothing_left(started_pids(err), run.settings)
 
 
-def test_ctrl_c_stops_in_order_after_storing_what_was_forwarded(stack_config: Path, empty_db: str) -> None:
+def test_a_second_run_is_refused_and_ctrl_c_stops_in_order_after_storing_what_was_forwarded(
+    stack_config: Path, empty_db: str
+) -> None:
     run = Run(stack_config, empty_db, "--simulate", "3", "--rate", "50", "--no-view")
     run.wait_stored()
     assert_listening_on_loopback_only(run)
+    code, _, err = Run(stack_config, empty_db, "--no-view").finish(60)  # a second `run` on the same home
+    assert code == 1
+    assert f"another `sensorpipe run` (pid {run.process.pid}) supervises the pipeline" in err
+    assert "Traceback" not in err
     shown = [scrape_text(run.settings.bridge.metrics_port), scrape_text(run.settings.stream.metrics_port)]
     shown.append(sensorpipe("--config", str(stack_config), *run.flags, "config", "show", "--json").stdout)
     run.process.send_signal(signal.SIGINT)
@@ -202,22 +208,3 @@ def test_ctrl_c_stops_in_order_after_storing_what_was_forwarded(stack_config: Pa
     records = assert_exactly_once(run)
     assert f"stored {records:,} · lake {records:,}" in events[-1], out  # the last progress line: the totals
     assert_nothing_left(started_pids(out), run.settings)
-
-
-def test_a_second_run_on_the_same_home_is_refused(stack_config: Path, empty_db: str) -> None:
-    first = Run(stack_config, empty_db, "--no-view")
-    try:
-        deadline = time.monotonic() + 60
-        while first.child_pid("bridge") is None:
-            assert first.process.poll() is None, first.process.communicate()
-            assert time.monotonic() < deadline
-            time.sleep(0.5)
-        second = Run(stack_config, empty_db, "--no-view")
-        code, _, err = second.finish(60)
-        assert code == 1
-        assert f"another `sensorpipe run` (pid {first.process.pid}) supervises the pipeline" in err
-        assert "Traceback" not in err
-    finally:
-        first.process.send_signal(signal.SIGINT)
-        code, out, err = first.finish()
-    assert code == 0, out + err
