@@ -100,10 +100,10 @@ class SteadyPublisher:
         self._thread.start()
 
     def _run(self) -> None:
-        tick = 0
+        tick, stamp_ms = 0, 0
         start = time.monotonic()
         while not self._stop.is_set():
-            stamp_ms = round(time.time() * 1000)
+            stamp_ms = max(round(time.time() * 1000), stamp_ms + 1)  # ticks that catch up stay distinct
             for index in range(SENSORS):
                 sensor = f"fault-{index:02d}"
                 payload = {"sensor_id": sensor, "timestamp": stamp_ms / 1000, "temperature": 21.5, "humidity": 40.0}
