@@ -85,22 +85,23 @@ def spark_kafka_options(settings: KafkaSettings) -> dict[str, str]:
     Every `spark.read(Stream).format("kafka")` of sensorpipe takes these, so the two clients cannot drift.
     Spark redacts `kafka.sasl.jaas.config` in its logs and UI (KafkaRedactionUtil).
     """
-    options = {
-        "kafka.bootstrap.servers": settings.bootstrap_servers,
-        "kafka.security.protocol": settings.security_protocol,
-    }
-    if settings.uses_sasl:
+    security = security_config(settings)
+    options = {"kafka.bootstrap.servers": settings.bootstrap_servers}
+    options |= {f"kafka.{key}": value for key, value in security.items() if key in _SHARED_WITH_JAVA}
+    if "sasl.mechanism" in security:
         module = "plain.PlainLoginModule" if settings.sasl_mechanism == "PLAIN" else "scram.ScramLoginModule"
-        user = _jaas_quoted(settings.sasl_username or "")
-        password = _jaas_quoted(settings.sasl_password.get_secret_value() if settings.sasl_password else "")
-        options["kafka.sasl.mechanism"] = settings.sasl_mechanism
+        user, password = _jaas_quoted(security["sasl.username"]), _jaas_quoted(security["sasl.password"])
         options["kafka.sasl.jaas.config"] = (
             f"org.apache.kafka.common.security.{module} required username={user} password={password};"
         )
-    if settings.ssl_ca_location is not None and settings.security_protocol.endswith("SSL"):
+    if "ssl.ca.location" in security:
         options["kafka.ssl.truststore.type"] = "PEM"
-        options["kafka.ssl.truststore.location"] = str(settings.ssl_ca_location)
+        options["kafka.ssl.truststore.location"] = security["ssl.ca.location"]
     return options
+
+
+_SHARED_WITH_JAVA = {"security.protocol", "sasl.mechanism"}
+"""The `security_config` keys the Java client takes as they are; the login and the CA go in its own terms."""
 
 
 def _jaas_quoted(value: str) -> str:
