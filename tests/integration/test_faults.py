@@ -312,7 +312,7 @@ def wait_recovered(fault: Fault, settings: Settings, pipeline: Pipeline, publish
 @pytest.fixture(scope="module")
 def fault_stack() -> Iterator[tuple[Path, Settings]]:
     home = fresh_home("sensorpipe-faults-")
-    config = write_config(home, ports_from(24300))
+    config = write_config(home, ports_from(14300))
     settings = load_settings(config_file=config)
     stack = Stack(settings)
     try:

@@ -44,7 +44,7 @@ class SecureStack:
 @pytest.fixture(scope="module")
 def secure() -> Iterator[SecureStack]:
     home = fresh_home("sensorpipe-secure-")
-    config = write_config(home, ports_from(24600), lake="local")
+    config = write_config(home, ports_from(14600), lake="local")
     up = sensorpipe("stack", "up", "--secure", config=config, timeout_s=300)
     try:
         assert up.returncode == 0, up.stdout + up.stderr

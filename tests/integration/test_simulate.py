@@ -241,7 +241,7 @@ def test_a_broker_restart_mid_run_is_survived_and_every_acked_reading_arrives(
 
 
 def test_a_full_buffer_while_the_broker_is_down_is_reported_as_loss(tmp_path: Path) -> None:
-    config = write_config(tmp_path, ports_from(24100))  # nothing listens there
+    config = write_config(tmp_path, ports_from(14100))  # nothing listens there
     process = _simulate(config, "--count", "300", "--rate", "1000", "--buffer", "50", "--drain-timeout", "1")
     code, summary, stderr = _finish(process)
     assert code == 1

@@ -49,9 +49,10 @@ def bench(
             "--base-port",
             min=1024,
             max=55_000,
-            help="The bench's own stack listens on this port + 1 … + 14 (S3 also + 10,010 …) and + 310, + 311.",
+            help="The bench's own stack listens on this port + 1 … + 14 (S3 also + 10,010 …) and + 310, + 311;"
+            " keep + 10,014 below the kernel's ephemeral range (Linux: 32768), or outgoing connections take them.",
         ),
-    ] = 29_000,
+    ] = 19_000,
     keep: Annotated[
         bool, typer.Option("--keep", help="Leave the bench's stack up and keep its home and logs.")
     ] = False,

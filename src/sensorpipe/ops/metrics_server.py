@@ -18,9 +18,8 @@ def serve_metrics(registry: CollectorRegistry, host: str, port: int, setting: st
     try:
         server, _thread = start_http_server(port, addr=host, registry=registry)
     except OSError as e:
-        who = ports.holder(port)
         raise MetricsPortError(
-            f"metrics port {port} on {host} is not available ({e.strerror}{', held by ' + who if who else ''}):"
+            f"metrics port {port} on {host} is not available ({e.strerror}{ports.taken_by(port)}):"
             f" set {setting} to a free port, or stop that program"
         ) from e
     return server

@@ -141,11 +141,9 @@ class Stack:
     def _check_ports(self, service: Service) -> None:
         for role, port in service.ports().items():
             if not ports.is_free(service.host, port):
-                who = ports.holder(port)
                 raise StackError(
-                    f"{service.name}: port {port} ({role}) on {service.host} is already taken"
-                    f"{' by ' + who if who else ''}: stop that program or give sensorpipe another port"
-                    " (see `sensorpipe config show`)"
+                    f"{service.name}: port {port} ({role}) on {service.host} is already taken{ports.taken_by(port)}:"
+                    " stop that program or give sensorpipe another port (see `sensorpipe config show`)"
                 )
 
     def _wait_ready(self, service: Service) -> None:

@@ -42,3 +42,30 @@ def holder(port: int) -> str | None:
         except OSError:
             continue
     return None
+
+
+def ephemeral_range() -> tuple[int, int] | None:
+    """The ports the kernel hands to outgoing connections (/proc/sys/net/ipv4/ip_local_port_range)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return None
+
+
+def taken_by(port: int) -> str:
+    """` by pid 123 (java)`, or why a port no program listens on is taken; empty when neither is known.
+
+    A port inside the ephemeral range can be held by any outgoing connection for a while, so a
+    service placed there fails at random; the fix is to move it below the range, not to retry.
+    """
+    who = holder(port)
+    if who:
+        return f" by {who}"
+    span = ephemeral_range()
+    if span and span[0] <= port <= span[1]:
+        return (
+            f", most likely by an outgoing connection: it lies in the kernel's ephemeral range {span[0]}-{span[1]},"
+            f" which outgoing connections draw from, so move sensorpipe's ports below {span[0]}"
+        )
+    return ""

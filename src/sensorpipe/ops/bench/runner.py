@@ -113,7 +113,7 @@ class BenchOptions:
     """Seconds per stage ceiling."""
     warmup_s: float = 10.0
     """The cold-start simulator keeps publishing this long after the first row: JIT and connection warm-up."""
-    base_port: int = 29_000
+    base_port: int = 19_000
     keep: bool = False
     """Keep the bench's home (logs, data) and leave its stack up."""
 
