@@ -298,6 +298,7 @@ def test_the_real_stream_job_stores_and_rejects_the_corpus_as_decode_does(
     flags = {
         "kafka.topic": f"fuzz-{tag}",
         "kafka.dlq_topic": f"fuzz-{tag}-dlq",
+        "kafka.retention_ms": "-1",  # the records carry KAFKA_TS, long past the default 7 days' retention
         "s3.bucket": f"fuzz-{tag}",
         "postgres.database": empty_db,
         "stream.metrics_port": str(free_port()),

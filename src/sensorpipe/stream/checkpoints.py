@@ -183,7 +183,8 @@ def explain_failure(settings: Settings, query: str, error_text: str) -> str | No
     if _DATA_LOSS.search(error_text):
         return (
             f"the checkpoint of query {query} at {uri} points at Kafka offsets that {settings.kafka.topic} no"
-            " longer retains (retention deleted them while the job was stopped): those readings are gone from"
+            " longer retains (retention deleted them before the job read them: it was stopped too long, or"
+            " their producer stamped them older than kafka.retention_ms): those readings are gone from"
             f" Kafka. Either {ACCEPT_THE_GAP}"
         )
     return None
