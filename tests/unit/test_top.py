@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -27,7 +28,7 @@ from sensorpipe.ops.top import (
     stream_figures,
 )
 from sensorpipe.ops.top_view import frame_json, render
-from sensorpipe.stream.monitoring import StreamMetrics
+from sensorpipe.stream.monitoring import READING_LATENCY_BUCKETS_S, StreamMetrics
 
 AT = datetime(2026, 11, 28, 14, 3, 22, tzinfo=UTC)
 NONE_OBSERVED = Observed()
@@ -124,6 +125,15 @@ def test_stream_figures_take_the_readings_query_and_the_current_state_of_each_qu
     assert figures.rejected == {"not_json": 7, "out_of_range": 3}
     assert figures.queries == {"readings": "active", "aggregates": "failed"}
     assert figures.batch_duration == Observed(0.5, 1)
+
+
+def test_stream_figures_carry_the_end_to_end_histogram_cumulative_and_ascending() -> None:
+    metrics = StreamMetrics()
+    metrics.count_latencies({"0": 4, "2": 3, str(len(READING_LATENCY_BUCKETS_S)): 1, "sum_ms": 9_000})
+    buckets = stream_figures(scraped(metrics.registry)).end_to_end_buckets
+    assert [le for le, _ in buckets] == [*READING_LATENCY_BUCKETS_S, math.inf]
+    assert buckets[0] == (0.25, 4) and buckets[1] == (0.5, 4) and buckets[2] == (0.75, 7)
+    assert buckets[-2] == (3600.0, 7) and buckets[-1] == (math.inf, 8)
 
 
 def test_a_stream_job_before_its_first_batch_has_zero_rows_and_no_lag() -> None:

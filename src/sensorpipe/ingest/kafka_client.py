@@ -146,9 +146,16 @@ def cluster_summary(settings: KafkaSettings, timeout_s: float = 3.0) -> str:
     return f"{len(metadata.brokers)} broker(s), {len(metadata.topics)} topic(s)"
 
 
-def watermarks(settings: KafkaSettings, topic: str, timeout_s: float = 5.0) -> dict[int, tuple[int, int]] | None:
+def admin_client(settings: KafkaSettings) -> AdminClient:
+    """A quiet admin client (no librdkafka log lines); a caller that asks every second keeps one."""
+    return AdminClient(client_config(settings, log_level=0))
+
+
+def watermarks(
+    settings: KafkaSettings, topic: str, timeout_s: float = 5.0, admin: AdminClient | None = None
+) -> dict[int, tuple[int, int]] | None:
     """Each partition's (first offset Kafka still retains, next offset it will write); None without the topic."""
-    admin = AdminClient(client_config(settings, log_level=0))
+    admin = admin or admin_client(settings)
     found = cluster_metadata(admin, settings, timeout_s).topics.get(topic)
     if found is None or found.error is not None:
         return None

@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from confluent_kafka.admin import AdminClient
+
 from sensorpipe.config import Settings
 from sensorpipe.ingest.kafka_client import KafkaError, watermarks
 from sensorpipe.ingest.topics import create_topics
@@ -118,14 +120,15 @@ def bridge_subscribed(settings: Settings) -> bool | None:
         return False
 
 
-def stream_backlog(settings: Settings) -> int | None:
+def stream_backlog(settings: Settings, admin: AdminClient | None = None) -> int | None:
     """Records on `kafka.topic` that the `readings` query has not committed; None when that cannot be read.
 
     Exact, from the query's own checkpoint against Kafka's end offsets: a metric could be a batch old.
+    `admin` (from `admin_client`) spares a caller that asks every second a new Kafka client each time.
     """
     topic = settings.kafka.topic
     try:
-        marks = watermarks(settings.kafka, topic)
+        marks = watermarks(settings.kafka, topic, admin=admin)
         log = read_checkpoint(settings, "readings")
         resume = entry_offsets(log.resume if log is not None else None).get(topic, {})
     except (KafkaError, UnreadableCheckpointError, OSError):

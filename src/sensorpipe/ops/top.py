@@ -85,6 +85,8 @@ class StreamFigures:
     queries: dict[str, str]
     batch_duration: Observed
     end_to_end: Observed
+    end_to_end_buckets: tuple[tuple[float, float], ...] = ()
+    """The end-to-end histogram as (upper bound in s, readings at or below it), ascending: for percentiles."""
 
     @property
     def dead_letters(self) -> int:
@@ -141,8 +143,11 @@ class Frame:
 # --- gathering ------------------------------------------------------------------------------------
 
 
-def take_snapshot(settings: Settings, timeout_s: float = 1.0) -> Snapshot:
-    """Read every source once; one that does not answer within `timeout_s` (the database: 5 s) is Unavailable."""
+def take_snapshot(settings: Settings, timeout_s: float = 1.0, read_database: bool = True) -> Snapshot:
+    """Read every source once; one that does not answer within `timeout_s` (the database: 5 s) is Unavailable.
+
+    `read_database=False` leaves the database out, for callers sampling often (the bench) that need only rates.
+    """
     taken_at, clock_s = datetime.now(UTC), time.monotonic()
     b, s = settings.bridge, settings.stream
     bridge = _scrape("bridge", b.metrics_host, b.metrics_port, "bridge.metrics_port", timeout_s)
@@ -152,7 +157,7 @@ def take_snapshot(settings: Settings, timeout_s: float = 1.0) -> Snapshot:
         clock_s=clock_s,
         bridge=bridge if isinstance(bridge, Unavailable) else bridge_figures(bridge),
         stream=stream if isinstance(stream, Unavailable) else stream_figures(stream),
-        database=database_figures(settings),
+        database=database_figures(settings) if read_database else Unavailable("not read"),
     )
 
 
@@ -196,6 +201,7 @@ def stream_figures(metrics: Scrape) -> StreamFigures:
 
     lag = metrics.total("sensorpipe_stream_kafka_lag_offsets", query=READINGS_QUERY)
     state = "sensorpipe_stream_query_state"  # an Enum: one sample per state, 1 for the current one
+    latency_buckets = metrics.by_label("sensorpipe_stream_reading_latency_seconds_bucket", "le")
     return StreamFigures(
         read=int(value("input_rows_total", query=READINGS_QUERY)),
         sink_rows=_counts(metrics.by_label("sensorpipe_stream_sink_rows_total", "sink")),
@@ -207,6 +213,7 @@ def stream_figures(metrics: Scrape) -> StreamFigures:
             int(value("batch_duration_seconds_count", query=READINGS_QUERY)),
         ),
         end_to_end=Observed(value("reading_latency_seconds_sum"), int(value("reading_latency_seconds_count"))),
+        end_to_end_buckets=tuple(sorted((float(le), n) for le, n in latency_buckets.items())),
     )
 
 

@@ -25,6 +25,7 @@ first quarter, at most 5 s) is left out; losses and duplicates come from the sin
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -40,8 +41,10 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+from confluent_kafka.admin import AdminClient
 
 from sensorpipe.config import Settings, load_settings
+from sensorpipe.ingest.kafka_client import admin_client
 from sensorpipe.ops.bench.accounting import Accounting, from_counts
 from sensorpipe.ops.bench.ceilings import measure as measure_ceilings
 from sensorpipe.ops.bench.figures import (
@@ -75,9 +78,8 @@ from sensorpipe.ops.launch import (
     prepare,
     stream_backlog,
 )
-from sensorpipe.ops.scrape import Scrape, ScrapeError, scrape
 from sensorpipe.ops.supervisor import ChildState, Supervisor
-from sensorpipe.ops.top import Snapshot, Unavailable, bridge_figures, stage_totals, stream_figures
+from sensorpipe.ops.top import StreamFigures, stage_totals, take_snapshot
 from sensorpipe.stack import Stack
 from sensorpipe.stack.process import ProcessSnapshot, log_tail, pss_bytes
 from sensorpipe.storage.errors import connected
@@ -92,8 +94,6 @@ SIMULATOR_RATE_PER_PROCESS = 4_000.0
 """Messages per second one simulator process offers comfortably; more messages get more processes."""
 SEARCH_START_K = 10.0
 """With `--max`, the batch-K search starts at this multiple of `--rate`."""
-
-LATENCY_BUCKETS = "sensorpipe_stream_reading_latency_seconds_bucket"
 
 
 class BenchError(RuntimeError):
@@ -158,6 +158,11 @@ class Bench:
     @property
     def home(self) -> Path:
         return self.settings.home
+
+    @functools.cached_property
+    def kafka_admin(self) -> AdminClient:
+        """One Kafka client for the once-a-second backlog, made once the stack is up."""
+        return admin_client(self.settings.kafka)
 
     def run(self) -> BenchReport:
         """Cold start, both modes, the ceilings; the stack goes down and the home is removed unless `keep`."""
@@ -350,35 +355,16 @@ class Bench:
         pids = self._pids()
         cpu = {name: processes.tree_cpu_seconds(pid) for name, pid in pids.items()}
         rss = {name: sum(pss_bytes(p) for p in (pid, *processes.descendants(pid))) for name, pid in pids.items()}
-        bridge, stream = self._scrape(BRIDGE), self._scrape(STREAM)
-        snapshot = Snapshot(
-            taken_at=datetime.now(UTC),
-            clock_s=time.monotonic(),
-            bridge=bridge_figures(bridge) if bridge else Unavailable("no metrics"),
-            stream=stream_figures(stream) if stream else Unavailable("no metrics"),
-            database=Unavailable("not read by the bench"),
-        )
-        buckets = None
-        if stream is not None:
-            by_le = stream.by_label(LATENCY_BUCKETS, "le")
-            buckets = tuple(sorted((float(le), n) for le, n in by_le.items())) or None
+        snapshot = take_snapshot(self.settings, read_database=False)
+        stream = snapshot.stream
         return Probe(
             t=time.monotonic() - began,
             totals=stage_totals(snapshot),
-            backlog=stream_backlog(self.settings),
-            buckets=buckets,
+            backlog=stream_backlog(self.settings, self.kafka_admin),
+            buckets=(stream.end_to_end_buckets or None) if isinstance(stream, StreamFigures) else None,
             cpu=cpu,
             rss=rss,
         )
-
-    def _scrape(self, name: str) -> Scrape | None:
-        section = self.settings.bridge if name == BRIDGE else self.settings.stream
-        if section.metrics_port is None:
-            return None
-        try:
-            return scrape(section.metrics_host, section.metrics_port, timeout_s=1.0)
-        except ScrapeError:
-            return None
 
     # --- the end ---------------------------------------------------------------------------------
 
