@@ -22,8 +22,9 @@ PORT_OFFSET = int(os.environ.get("SENSORPIPE_TEST_PORT_OFFSET", "0"))
 def ports_from(base: int) -> dict[str, int]:
     """One stack's ports; S3 also takes its port + 1..4 and each of those + 10000 (see stack/seaweedfs.py).
 
-    Bases stay below 15,000 and offsets below 5,000, so every port, + 10,014 included, stays under
-    Linux's ephemeral range (32,768 and up), where outgoing connections would take them at random.
+    Bases stay below 15,000 and offsets at most 5,000 (scripts/test uses 0, 2,500 and 5,000), so every
+    port, + 10,014 included, stays under Linux's ephemeral range (32,768 and up), where outgoing
+    connections would take them at random.
     """
     base += PORT_OFFSET
     return {"mqtt": base + 1, "kafka": base + 2, "kafka_controller": base + 3, "postgres": base + 4, "s3": base + 10}

@@ -27,7 +27,7 @@ from sensorpipe.stack import Stack
 from sensorpipe.storage.s3 import s3_client
 from tests.support import PORT_OFFSET
 
-BASE_PORT = 12_500 + PORT_OFFSET
+BASE_PORT = 13_500 + PORT_OFFSET  # clear of every stack scripts/test runs beside it
 
 
 @pytest.fixture(scope="module")
