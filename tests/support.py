@@ -22,7 +22,7 @@ PORT_OFFSET = int(os.environ.get("SENSORPIPE_TEST_PORT_OFFSET", "0"))
 def ports_from(base: int) -> dict[str, int]:
     """One stack's ports; S3 also takes its port + 1..4 and each of those + 10000 (see stack/seaweedfs.py).
 
-    Bases stay below 15,000 and offsets at most 5,000 (scripts/test uses 0, 2,500 and 5,000), so every
+    Bases stay below 15,000 and offsets at most 5,000 (scripts/test uses 0 and 5,000), so every
     port, + 10,014 included, stays under Linux's ephemeral range (32,768 and up), where outgoing
     connections would take them at random.
     """
