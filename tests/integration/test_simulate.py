@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -21,7 +22,8 @@ import pytest
 
 from sensorpipe.config import MqttSettings, Settings
 from sensorpipe.ingest.mqtt_client import connect, make_client
-from sensorpipe.ingest.readings import LEGACY_TOPIC
+from sensorpipe.ingest.readings import LEGACY_TOPIC, FleetSpec
+from sensorpipe.ingest.simulator import Job, Publisher
 from tests.support import PrivateBroker, ports_from, sensorpipe, write_config
 
 pytestmark = pytest.mark.integration
@@ -274,3 +276,39 @@ def test_options_that_cannot_work_together_are_one_clear_line(stack_config: Path
     assert result.returncode == 1
     assert "--legacy sends the original single-reading payload: drop --batch, or drop --legacy" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_publish_into_a_connection_that_just_broke_goes_back_to_the_buffer(private_broker: PrivateBroker) -> None:
+    """A broker killed between two publishes: the next write fails (paho's CONN_LOST), not only the next read."""
+    private_broker.start()
+    collector = Collector(private_broker.settings.mqtt, "sensors/+/data", persistent=True).start()
+    lines: list[str] = []
+    broken = False
+
+    def break_the_socket_once() -> bool:
+        nonlocal broken
+        box = publisher.outbox  # break it only when the loop's next step is a publish
+        client = publisher.client
+        if not broken and client and publisher.connected and box.acked >= 100 and box.queue and len(box.pending) < 100:
+            sock = client.socket()
+            assert isinstance(sock, socket.socket)
+            sock.shutdown(socket.SHUT_WR)  # the next publish writes into a closed socket
+            broken = True
+        return False
+
+    publisher = Publisher(
+        Job(FleetSpec(sensors=2), count=3000, qos=1),
+        0,
+        private_broker.settings.mqtt,
+        should_stop=break_the_socket_once,
+        report=lambda _stats: None,
+        log=lines.append,
+    )
+    try:
+        stats = publisher.run()
+        collector.wait_for(3000)
+    finally:
+        collector.stop()
+    assert broken
+    assert (stats.acked, stats.reconnects) == (3000, 1), lines
+    assert any("connection lost" in line and "back in the buffer" in line for line in lines), lines

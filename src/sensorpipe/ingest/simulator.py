@@ -264,6 +264,11 @@ class PublishRefused(RuntimeError):
     """The broker's ACL refused a message: retrying cannot help, the login or the topic must change."""
 
 
+_CONNECTION_GONE = {MQTTErrorCode.MQTT_ERR_NO_CONN, MQTTErrorCode.MQTT_ERR_CONN_LOST}
+"""`publish` results that mean the message never left: NO_CONN when paho knew the connection was down,
+CONN_LOST when its write found the socket broken (a broker killed a moment ago). Both go back to the buffer."""
+
+
 class Publisher:
     """One MQTT client publishing one process's share of the job until it is done or told to stop.
 
@@ -439,7 +444,7 @@ class Publisher:
         while box.queue and len(box.pending) < self.window and self.lost is None:
             message = box.queue.popleft()
             info = client.publish(message.topic, message.payload, qos)
-            if info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN:
+            if info.rc in _CONNECTION_GONE:
                 box.queue.appendleft(message)
                 self.lost = self.lost or "connection lost"
             elif info.is_published():
