@@ -6,6 +6,6 @@ run:    ## set up, start the local stack, round-trip every service
 test:   ## set up, lint, type-check, run the whole suite against real services
 	scripts/test
 bench:  ## stack start-up times and idle memory
-	.venv/bin/python bench/stack_startup.py
+	.venv/bin/python benchmarks/stack_startup.py
 down:   ## stop the local stack (data stays)
 	.venv/bin/sensorpipe stack down

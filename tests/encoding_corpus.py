@@ -1,6 +1,7 @@
 """Kafka record values in every encoding and with every oddity, with the label the stream job gives each.
 
-tests/unit/test_encodings.py checks the Python detector against the labels; tests/integration/test_decode.py
+tests/unit/stream/test_encodings.py checks the Python detector against the labels;
+tests/integration/stream/test_decode.py
 runs the same values through Spark's `decode`, the reference, and checks that both agree.
 """
 

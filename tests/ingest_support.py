@@ -17,9 +17,9 @@ import paho.mqtt.client as mqtt
 from confluent_kafka import Consumer, TopicPartition
 from paho.mqtt.enums import CallbackAPIVersion
 
+from sensorpipe.clients.kafka_client import client_config
 from sensorpipe.config import Settings
-from sensorpipe.ingest.kafka_client import client_config
-from sensorpipe.ops.scrape import scrape
+from sensorpipe.monitoring.scrape import scrape
 from sensorpipe.stack import Stack
 from sensorpipe.stack.process import stop
 from tests.support import free_port

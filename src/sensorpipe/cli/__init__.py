@@ -15,6 +15,7 @@ from sensorpipe.cli.console import fail
 from sensorpipe.cli.context import AppContext
 from sensorpipe.config.env import CONFIG_FILE_ENV
 from sensorpipe.config.settings import parse_assignments
+from sensorpipe.errors import SensorpipeError
 
 HELP = (
     "IoT readings from MQTT through Kafka and Spark into a Parquet lake and PostgreSQL, losing nothing.\n\n"
@@ -129,7 +130,17 @@ def invoked_command(argv: list[str]) -> str | None:
 
 
 def main() -> None:
-    build_app(invoked_command(sys.argv[1:]))()
+    """Run one command. A `SensorpipeError` is the user's to fix: its one line, exit 1. Anything else
+    is a bug: one line saying so and how to see the traceback (`-v`, which re-raises it)."""
+    argv = sys.argv[1:]
+    try:
+        build_app(invoked_command(argv))()
+    except SensorpipeError as e:
+        fail(str(e))
+    except Exception as e:
+        if "-v" in argv or "--verbose" in argv:
+            raise
+        fail(f"unexpected {type(e).__name__}: {e} (a bug in sensorpipe: rerun with -v for the traceback and report it)")
 
 
 __all__ = ["COMMANDS", "build_app", "invoked_command", "main"]

@@ -12,9 +12,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sensorpipe.cli.console import err_console, fail, ok, print_json
 from sensorpipe.cli.context import app_context
 from sensorpipe.storage.backfill import BackfillReport, backfill, days
-from sensorpipe.storage.errors import StorageError
-from sensorpipe.storage.lake import LakeError
-from sensorpipe.storage.s3 import S3Error
 
 
 def _day(text: str) -> date:
@@ -53,10 +50,7 @@ def backfill_command(
         def advance(day: date, report: BackfillReport) -> None:
             bar.update(task, advance=1, description=f"{day}: {report.lake_readings:,} readings from the lake")
 
-        try:
-            report = backfill(settings, first, last, advance)
-        except (StorageError, S3Error, LakeError) as e:
-            fail(str(e))
+        report = backfill(settings, first, last, advance)
     if json_:
         print_json(asdict(report))
         return

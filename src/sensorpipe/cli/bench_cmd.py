@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from sensorpipe.cli.console import err_console, fail, ok
+from sensorpipe.cli.console import console, err_console, fail, ok
 
 
 def bench(
@@ -83,16 +83,9 @@ def bench(
     - `sensorpipe bench --json > bench.json`: for scripts
     """
     # Imported here: matplotlib and the bench's modules would slow every other command's start.
-    from sensorpipe.ingest.kafka_client import KafkaError
-    from sensorpipe.ingest.mqtt_client import MqttError
-    from sensorpipe.ops.bench.ceilings import CeilingError
-    from sensorpipe.ops.bench.plot import plot
-    from sensorpipe.ops.bench.report import print_report, to_json
-    from sensorpipe.ops.bench.runner import Bench, BenchError, BenchOptions
-    from sensorpipe.stack import StackError
-    from sensorpipe.storage.errors import StorageError
-    from sensorpipe.storage.lake import LakeError
-    from sensorpipe.storage.s3 import S3Error
+    from sensorpipe.bench.plot import plot
+    from sensorpipe.bench.report import print_report, to_json
+    from sensorpipe.bench.runner import Bench, BenchOptions
 
     options = BenchOptions(
         rate=rate,
@@ -116,12 +109,10 @@ def bench(
             report = Bench(options, say=say, status=spinner.update).run()
         except KeyboardInterrupt:
             fail("interrupted: the bench's processes and stack were stopped, no report")
-        except (BenchError, CeilingError, StackError, StorageError, KafkaError, MqttError, S3Error, LakeError) as e:
-            fail(str(e))
     if json_:
         sys.stdout.write(to_json(report) + "\n")
     else:
-        print_report(report)
+        print_report(report, console)
     if plot_file is not None:
         written = plot(report, plot_file)
         if not json_:

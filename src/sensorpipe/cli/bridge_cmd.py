@@ -9,10 +9,10 @@ from typing import Annotated
 
 import typer
 
+from sensorpipe.bridge.forwarder import Bridge, BridgeFatal
 from sensorpipe.cli.console import fail, log_events, ok, print_json
 from sensorpipe.cli.context import app_context
-from sensorpipe.ingest.bridge import Bridge, BridgeFatal
-from sensorpipe.ops.metrics_server import MetricsPortError, serve_metrics
+from sensorpipe.monitoring.metrics_server import MetricsPortError, serve_metrics
 
 
 def bridge(

@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from sensorpipe.cli.console import console, print_json
 from sensorpipe.cli.context import app_context
-from sensorpipe.ops.doctor import Check, run_doctor
+from sensorpipe.doctor import Check, run_doctor
 
 
 def check_line(check: Check) -> str:

@@ -9,9 +9,9 @@ import typer
 
 from sensorpipe.cli.console import console, fail, report_written
 from sensorpipe.cli.context import app_context
-from sensorpipe.ops.grafana import export_grafana
-from sensorpipe.ops.grafana.datasources import READER_PASSWORD_ENV
-from sensorpipe.ops.grafana.export import GRAFANA_PROVISIONING
+from sensorpipe.monitoring.grafana import export_grafana
+from sensorpipe.monitoring.grafana.datasources import READER_PASSWORD_ENV
+from sensorpipe.monitoring.grafana.export import GRAFANA_PROVISIONING
 
 app = typer.Typer(help="Grafana provisioning generated from the settings.", no_args_is_help=True)
 

@@ -9,7 +9,7 @@ import typer
 
 from sensorpipe.cli.console import fail, report_written
 from sensorpipe.cli.context import app_context
-from sensorpipe.ops.prometheus_export import export_prometheus
+from sensorpipe.monitoring.prometheus_export import export_prometheus
 
 app = typer.Typer(help="Prometheus configuration generated from the settings.", no_args_is_help=True)
 

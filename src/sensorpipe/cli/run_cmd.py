@@ -18,7 +18,9 @@ from rich.text import Text
 from sensorpipe.cli.console import console, err_console, fail, ok, print_json
 from sensorpipe.cli.context import app_context
 from sensorpipe.config import Settings
-from sensorpipe.ops.launch import (
+from sensorpipe.monitoring.top import Snapshot, between, known, stage_totals, take_snapshot
+from sensorpipe.monitoring.top_view import render
+from sensorpipe.pipeline.launch import (
     BRIDGE,
     SIMULATOR,
     STOP_ORDER,
@@ -30,9 +32,7 @@ from sensorpipe.ops.launch import (
     prepare,
     stream_backlog,
 )
-from sensorpipe.ops.supervisor import ChildState, Event, Supervisor, describe_exit
-from sensorpipe.ops.top import Snapshot, between, known, stage_totals, take_snapshot
-from sensorpipe.ops.top_view import render
+from sensorpipe.pipeline.supervisor import ChildState, Event, Supervisor, describe_exit
 from sensorpipe.stack.process import PidFile
 
 TICK_S = 1.0

@@ -13,8 +13,8 @@ from rich.text import Text
 from sensorpipe.cli.console import console, err_console, fail, ok, print_json
 from sensorpipe.cli.context import app_context
 from sensorpipe.config.credentials import CredentialsError, mqtt_login, signs_in_per_sensor
-from sensorpipe.ingest.readings import LEGACY_TOPIC, FleetSpec
-from sensorpipe.ingest.simulator import Job, Stats, simulate
+from sensorpipe.simulator.publisher import Job, Stats, simulate
+from sensorpipe.simulator.readings import LEGACY_TOPIC, FleetSpec
 from sensorpipe.stack import StackError
 from sensorpipe.stack.mosquitto import add_sensor_logins
 

@@ -13,7 +13,7 @@ from sensorpipe.cli import sensor_cmd
 from sensorpipe.cli.console import console, err_console, fail, ok, print_json
 from sensorpipe.cli.context import app_context
 from sensorpipe.config.credentials import credentials_file, load_credentials, secure_home
-from sensorpipe.ops.roundtrip import CheckResult, run_checks, service_checks
+from sensorpipe.doctor.roundtrip import CheckResult, run_checks, service_checks
 from sensorpipe.stack import ServiceState, Stack, StackError
 
 app = typer.Typer(

@@ -12,13 +12,8 @@ import typer
 from sensorpipe.cli.console import console, fail, log_events, ok, print_json
 from sensorpipe.cli.context import app_context
 from sensorpipe.config import Settings
-from sensorpipe.ingest.kafka_client import KafkaError
-from sensorpipe.jvm.jars import JarsError
-from sensorpipe.ops.metrics_server import MetricsPortError
-from sensorpipe.storage.errors import StorageError
 from sensorpipe.stream.checkpoints import CheckpointError, checkpoints, reset_checkpoints
-from sensorpipe.stream.lake_sink import LakeSinkError
-from sensorpipe.stream.runner import JobHandle, StreamFailed, job_totals, run_job
+from sensorpipe.stream.runner import JobHandle, job_totals, run_job
 
 
 def stream(
@@ -59,10 +54,7 @@ def stream(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    try:
-        metrics = run_job(settings, available_now=available_now, handle=handle)
-    except (StreamFailed, JarsError, LakeSinkError, KafkaError, StorageError, MetricsPortError, CheckpointError) as e:
-        fail(str(e))
+    metrics = run_job(settings, available_now=available_now, handle=handle)
     totals = job_totals(metrics)
     if json_:
         print_json(totals)

@@ -17,9 +17,9 @@ from rich.text import Text
 
 from sensorpipe.cli.console import console, err_console, fail
 from sensorpipe.cli.context import app_context
-from sensorpipe.ingest.kafka_client import KafkaError
-from sensorpipe.ingest.mqtt_client import MqttError
-from sensorpipe.ingest.tail import TailRecord, follow_kafka, follow_mqtt, mqtt_subscriptions
+from sensorpipe.clients.kafka_client import KafkaError
+from sensorpipe.clients.mqtt_client import MqttError
+from sensorpipe.monitoring.tail import TailRecord, follow_kafka, follow_mqtt, mqtt_subscriptions
 
 app = typer.Typer(
     help="Watch the messages on either end of the bridge as they arrive, without disturbing the pipeline.",

@@ -13,8 +13,8 @@ from rich.live import Live
 from sensorpipe.cli.console import console, print_json
 from sensorpipe.cli.context import app_context
 from sensorpipe.config import Settings
-from sensorpipe.ops.top import between, take_snapshot
-from sensorpipe.ops.top_view import frame_json, render
+from sensorpipe.monitoring.top import between, take_snapshot
+from sensorpipe.monitoring.top_view import frame_json, render
 
 
 def top(

@@ -9,8 +9,8 @@ import typer
 
 from sensorpipe.cli.console import console, fail, ok, print_json
 from sensorpipe.cli.context import app_context
-from sensorpipe.ingest.kafka_client import KafkaError
-from sensorpipe.ingest.topics import create_topics
+from sensorpipe.clients.kafka_client import KafkaError
+from sensorpipe.clients.topics import create_topics
 
 app = typer.Typer(help="Provision the pipeline's Kafka topics.", no_args_is_help=True)
 

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
+from sensorpipe.errors import SensorpipeError
+
 if TYPE_CHECKING:  # settings.py applies `with_stack_credentials` when it loads: no import cycle at run time
     from sensorpipe.config.settings import MqttSettings, Settings
 
@@ -37,7 +39,7 @@ _LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 _SENSOR_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
-class CredentialsError(ValueError):
+class CredentialsError(SensorpipeError):
     """A credential cannot be made or used; the message says why and what to do."""
 
 

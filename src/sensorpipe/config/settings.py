@@ -25,6 +25,7 @@ from pydantic_settings import (
 
 from sensorpipe.config.credentials import with_stack_credentials
 from sensorpipe.config.env import CONFIG_FILE_ENV, DEFAULT_CONFIG_FILE, env_names
+from sensorpipe.errors import SensorpipeError
 
 LOOPBACK = "127.0.0.1"
 _INTERVAL = re.compile(r"\d+ (second|minute|hour|day|week|month|year)s?")
@@ -348,7 +349,7 @@ class Settings(BaseSettings):
         return f"s3a://{self.s3.bucket}/"
 
 
-class ConfigFileError(ValueError):
+class ConfigFileError(SensorpipeError):
     """The configuration file named by the user does not exist."""
 
 

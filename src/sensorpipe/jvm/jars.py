@@ -21,13 +21,15 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from sensorpipe.errors import SensorpipeError
+
 logger = logging.getLogger(__name__)
 
 _POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
 _JAR_VERSION = re.compile(r"^(?P<artifact>.+?)-(?P<version>\d[\w.\-]*)\.jar$")
 
 
-class JarsError(RuntimeError):
+class JarsError(SensorpipeError):
     """A jar set is missing, cannot be resolved, or disagrees with the installed pyspark."""
 
 

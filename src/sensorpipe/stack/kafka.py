@@ -8,8 +8,8 @@ import shutil
 import subprocess
 import uuid
 
+from sensorpipe.clients.kafka_client import KafkaError, cluster_summary
 from sensorpipe.config.credentials import KAFKA_BROKER_USER, Credentials, load_credentials, write_private
-from sensorpipe.ingest.kafka_client import KafkaError, cluster_summary
 from sensorpipe.jvm import JarsError, resolved
 from sensorpipe.stack.service import NotReady, Service, StackError
 

@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sensorpipe.errors import SensorpipeError
 
-class ProcessError(RuntimeError):
+
+class ProcessError(SensorpipeError):
     """A process of the stack could not be started or stopped."""
 
 

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import ClassVar
 
 from sensorpipe.config import Settings
+from sensorpipe.errors import SensorpipeError
 from sensorpipe.stack.process import PidFile
 
 
-class StackError(RuntimeError):
+class StackError(SensorpipeError):
     """A service of the local stack failed; the message names the service, the cause and the fix."""
 
 

@@ -9,11 +9,12 @@ from typing import Any, Literal
 import psycopg
 
 from sensorpipe.config import PostgresSettings
+from sensorpipe.errors import SensorpipeError
 
 Role = Literal["owner", "writer", "reader"]
 
 
-class StorageError(RuntimeError):
+class StorageError(SensorpipeError):
     """The database refused or cannot be reached; the message names the cause and the fix."""
 
 

@@ -28,6 +28,7 @@ import pyarrow.fs as pafs
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sensorpipe.config import Settings
+from sensorpipe.errors import SensorpipeError
 from sensorpipe.storage.s3 import S3Error, explain, s3_client
 
 __all__ = [
@@ -78,7 +79,7 @@ _UTC_MICROS = pa.timestamp("us", tz="UTC")
 _TICK = timedelta(microseconds=1)
 
 
-class LakeError(RuntimeError):
+class LakeError(SensorpipeError):
     """The lake holds something this layout cannot read, or was asked for something it does not hold."""
 
 

@@ -9,13 +9,14 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
 from sensorpipe.config import S3Settings
+from sensorpipe.errors import SensorpipeError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
 
-class S3Error(RuntimeError):
+class S3Error(SensorpipeError):
     """The S3 server could not be reached, refused our keys, or lacks the bucket."""
 
 

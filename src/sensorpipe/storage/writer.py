@@ -3,7 +3,7 @@
 Built for Spark executors: one `DatabaseWriter` per partition task, cheap to construct (the connection
 opens on the first write), no module-level state, so it survives fork and runs in any process.
 
-How a batch of readings is stored (fastest idempotent way measured, see bench/writer.py):
+How a batch of readings is stored (fastest idempotent way measured, see benchmarks/writer.py):
 1. binary COPY straight into `sensor_data`, in one transaction. Almost every batch is new data, and
    this is the fast path (about half the speed of a COPY into an unlogged unindexed table).
 2. If that hits the unique key (a replay after a crash or restart), the transaction is rolled back and
@@ -44,8 +44,8 @@ from psycopg import errors, sql
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
+from sensorpipe.clients.backoff import Backoff
 from sensorpipe.config import PostgresSettings
-from sensorpipe.ingest.backoff import Backoff
 from sensorpipe.storage.errors import Role, StorageError, connection_error
 
 __all__ = [
@@ -442,7 +442,7 @@ def copy_rows(
     types: Sequence[str],
     rows: Iterable[Row],
 ) -> None:
-    """Binary COPY of `rows` into `table`: the writer's fast path, and the ceiling `bench/writer.py` compares with."""
+    """Binary COPY of `rows` into `table`: the writer's fast path, and the ceiling benchmarks/writer.py measures."""
     statement = sql.SQL("copy {} ({}) from stdin (format binary)").format(
         table, sql.SQL(", ").join(map(sql.Identifier, columns))
     )

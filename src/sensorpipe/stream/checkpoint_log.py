@@ -16,6 +16,7 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from sensorpipe.config import Settings
+from sensorpipe.errors import SensorpipeError
 from sensorpipe.stream.checkpoints import checkpoint_filesystem, checkpoint_uri
 
 LOG_VERSION = 1
@@ -25,7 +26,7 @@ VOID_OFFSET = "-"
 """Spark's line for a source that had no offset in a batch."""
 
 
-class UnreadableCheckpointError(ValueError):
+class UnreadableCheckpointError(SensorpipeError):
     """A checkpoint Spark could not start from; the message names the file and what is wrong with it."""
 
 

@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 import pyarrow.fs as pafs
 
 from sensorpipe.config import Settings
+from sensorpipe.errors import SensorpipeError
 from sensorpipe.storage.lake import AGG_1M, RAW, Dataset, dataset_uri, lake_filesystem
 from sensorpipe.storage.s3 import delete_prefix
 
@@ -28,7 +29,7 @@ FILE_SINKS: dict[str, Dataset] = {"readings": RAW, "aggregates_lake": AGG_1M}
 """Queries writing a lake dataset with a file sink log (`<dataset>/_spark_metadata`) that goes with their checkpoint."""
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(SensorpipeError):
     """A checkpoint cannot be used or removed; the message names the cause and the ways out."""
 
 

@@ -15,15 +15,16 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from sensorpipe.clients.kafka_client import client_config
 from sensorpipe.config import KafkaSettings
-from sensorpipe.ingest.kafka_client import client_config
+from sensorpipe.errors import SensorpipeError
 
 __all__ = ["DeadLetterError", "DeadLetters", "dead_letter"]
 
 FLUSH_TIMEOUT_S = 60.0
 
 
-class DeadLetterError(RuntimeError):
+class DeadLetterError(SensorpipeError):
     """Kafka did not take every reject of a partition: the task fails and its micro-batch runs again."""
 
 

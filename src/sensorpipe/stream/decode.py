@@ -59,9 +59,9 @@ from collections.abc import Sequence
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from sensorpipe.bridge.forwarder import HEADER_RECEIVED_AT, HEADER_TOPIC
 from sensorpipe.config import Settings
-from sensorpipe.ingest.bridge import HEADER_RECEIVED_AT, HEADER_TOPIC
-from sensorpipe.ingest.readings import HUMIDITY_RANGE, TEMPERATURE_RANGE
+from sensorpipe.simulator.readings import HUMIDITY_RANGE, TEMPERATURE_RANGE
 from sensorpipe.storage.writer import READING_COLUMNS
 from sensorpipe.stream.encodings import ENCODINGS
 

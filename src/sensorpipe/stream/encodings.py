@@ -1,7 +1,7 @@
 """Which encoding a Kafka record's value is in, in plain Python: what the stream job's `encoding` column says.
 
 `sensorpipe doctor` samples the topic with it (DESIGN.md problem 4) without starting Spark, so it must
-label every record exactly as `stream/decode.py` does (tests/integration/test_decode.py compares the two
+label every record exactly as `stream/decode.py` does (tests/integration/stream/test_decode.py compares the two
 on one corpus). It follows the Spark expressions step by step, including their edges:
 
 - JSON is what Spark's `parse_json` accepts: no NaN/Infinity, no duplicate keys, no lone surrogate

@@ -32,8 +32,8 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
 from pyspark.sql.streaming.readwriter import DataStreamWriter
 
+from sensorpipe.clients.kafka_client import spark_kafka_options
 from sensorpipe.config import Settings
-from sensorpipe.ingest.kafka_client import spark_kafka_options
 from sensorpipe.storage.lake import AGG_1M, DATE_COLUMN, HOUR_COLUMN, RAW, dataset_uri
 from sensorpipe.storage.writer import AGGREGATE_COLUMNS
 from sensorpipe.stream.checkpoints import checkpoint_uri

@@ -21,6 +21,8 @@ from typing import Any
 from py4j.protocol import Py4JError
 from pyspark.sql import DataFrame, SparkSession
 
+from sensorpipe.errors import SensorpipeError
+
 SINK_CLASS = "org.apache.spark.sql.execution.streaming.sinks.FileStreamSink"
 PARQUET_CLASS = "org.apache.spark.sql.execution.datasources.parquet.ParquetFileFormat"
 
@@ -29,7 +31,7 @@ def _java_class(jvm: Any, name: str) -> Any:
     return reduce(getattr, name.split("."), jvm)
 
 
-class LakeSinkError(RuntimeError):
+class LakeSinkError(SensorpipeError):
     """The installed Spark has no usable FileStreamSink (another pyspark than the pinned one)."""
 
 

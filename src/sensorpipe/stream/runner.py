@@ -12,9 +12,10 @@ from pyspark.errors import StreamingQueryException
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 
+from sensorpipe.clients.topics import create_topics
 from sensorpipe.config import Settings
-from sensorpipe.ingest.topics import create_topics
-from sensorpipe.ops.metrics_server import serve_metrics
+from sensorpipe.errors import SensorpipeError
+from sensorpipe.monitoring.metrics_server import serve_metrics
 from sensorpipe.stream.checkpoints import (
     CheckpointError,
     explain_failure,
@@ -30,7 +31,7 @@ logger = logging.getLogger(__name__)
 STOP_GRACE_S = 30.0
 
 
-class StreamFailed(RuntimeError):
+class StreamFailed(SensorpipeError):
     """A query of the job stopped with an error; the message says which, why, and what to do."""
 
 

@@ -139,7 +139,7 @@ def s3a_conf(settings: Settings) -> dict[str, str]:
         f"{_S3A}secret.key": s3.secret_key.get_secret_value(),
         # hadoop-aws 3.5.0 reads through the S3 analytics accelerator by default, which keeps an entry per
         # object read until the filesystem closes (HADOOP-20058): a job reading new lake files for days
-        # grows without bound, and its cleanup thread took 7 % of the job's CPU in bench/stream.py.
+        # grows without bound, and its cleanup thread took 7 % of the job's CPU in benchmarks/stream.py.
         f"{_S3A}input.stream.type": "classic",
     }
 

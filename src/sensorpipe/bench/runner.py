@@ -1,0 +1,439 @@
+"""`sensorpipe bench`: the whole local pipeline under a controlled load, measured from outside.
+
+The bench owns everything it measures: a fresh home on ports of its own (`home.private_config`), so the
+cold start is real and a user's stack and data are never touched. In order:
+
+1. Cold start: stack up, migrations, topics, bucket (`launch.prepare`), then the stream job and the bridge
+   as supervised children (`launch.child_specs`, as `sensorpipe run` starts them); once the broker
+   confirmed the bridge's subscription, a light simulator runs until the first row is in `sensor_data`.
+   Cold start → first row is the time from before the stack started to that row.
+2. Each mode (one reading per message, then gateway batches of K) runs steps: a `sensorpipe simulate`
+   process offers a rate for a duration, then the bench waits until the stream job committed every
+   record (the drain), so steps never overlap and each starts with no backlog. While a step runs the
+   bench samples once a second: every stage's counter from the bridge's and the stream job's metrics,
+   the exact backlog of the `readings` query (its checkpoint against Kafka's end offsets), the stream
+   job's publish → stored latency histogram, and CPU time and resident memory of every process tree.
+   With `--max` the steps follow `steps.RateSearch`, each judged by `steps.judge`, then one more step
+   at half the highest sustainable rate gives the latency the p99 target is about.
+3. Accounting: after the last step, every reading of the mode's time window is counted in the database
+   and in the lake and compared with what the broker acknowledged to the simulator.
+4. Ceilings: the children stop and each stage is measured alone on the same stack (`ceilings.measure`).
+
+Figures from metrics (rates, latency) are read between two samples, so the warm-up of a step (its
+first quarter, at most 5 s) is left out; losses and duplicates come from the sinks themselves.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from confluent_kafka.admin import AdminClient
+
+from sensorpipe.bench.accounting import Accounting, from_counts
+from sensorpipe.bench.ceilings import measure as measure_ceilings
+from sensorpipe.bench.figures import (
+    Probe,
+    Step,
+    components,
+    lag_outcome,
+    latency,
+    p99_series,
+    rate_series,
+    sustained,
+)
+from sensorpipe.bench.home import private_config
+from sensorpipe.bench.report import (
+    LOAD_COMPONENT,
+    BenchReport,
+    Ceiling,
+    Machine,
+    ModeReport,
+    command_line,
+    now,
+)
+from sensorpipe.bench.steps import RateSearch, judge
+from sensorpipe.clients.kafka_client import admin_client
+from sensorpipe.config import Settings, load_settings
+from sensorpipe.errors import SensorpipeError
+from sensorpipe.monitoring.top import StreamFigures, stage_totals, take_snapshot
+from sensorpipe.pipeline.launch import (
+    BRIDGE,
+    STREAM,
+    LaunchError,
+    RunOptions,
+    bridge_subscribed,
+    child_specs,
+    prepare,
+    stream_backlog,
+)
+from sensorpipe.pipeline.supervisor import ChildState, Supervisor
+from sensorpipe.stack import Stack
+from sensorpipe.stack.process import ProcessSnapshot, log_tail, pss_bytes
+from sensorpipe.storage.errors import connected
+from sensorpipe.storage.lake import RAW, read_dataset
+
+SAMPLE_S = 1.0
+DRAIN_TIMEOUT_S = 180.0
+"""How long the stream job may take to store a step's backlog before the bench gives up on it."""
+FIRST_ROW_TIMEOUT_S = 300.0
+WARMUP_RATE = 200.0
+SIMULATOR_RATE_PER_PROCESS = 4_000.0
+"""Messages per second one simulator process offers comfortably; more messages get more processes."""
+SEARCH_START_K = 10.0
+"""With `--max`, the batch-K search starts at this multiple of `--rate`."""
+
+
+class BenchError(SensorpipeError):
+    """The bench cannot go on; the message names the cause and, where there is one, the fix."""
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    rate: float = 2_000.0
+    """Readings per second offered in both modes; with `search`, where the batch-1 search starts."""
+    search: bool = False
+    duration_s: float = 30.0
+    """Seconds of load per step."""
+    sensors: int = 100
+    batch: int = 50
+    ceiling_s: float = 10.0
+    """Seconds per stage ceiling."""
+    warmup_s: float = 10.0
+    """The cold-start simulator keeps publishing this long after the first row: JIT and connection warm-up."""
+    base_port: int = 19_000
+    keep: bool = False
+    """Keep the bench's home (logs, data) and leave its stack up."""
+
+
+def trigger_seconds(trigger: str) -> float:
+    """Spark's `processingTime` text ("1 second", "500 milliseconds") in seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(millisecond|second|minute|hour)s?\s*", trigger)
+    if match is None:
+        raise ValueError(f"{trigger!r} is not a trigger like '1 second'")
+    unit = {"millisecond": 0.001, "second": 1.0, "minute": 60.0, "hour": 3600.0}[match.group(2)]
+    return float(match.group(1)) * unit
+
+
+def processes_for(rate: float, batch: int) -> int:
+    """Simulator processes for `rate` readings/s in messages of `batch`: 1, or 2 on a bigger load."""
+    return 1 if rate / batch <= SIMULATOR_RATE_PER_PROCESS else 2
+
+
+class Bench:
+    """One bench run on its own stack; `run()` returns the report and leaves nothing running."""
+
+    def __init__(
+        self,
+        options: BenchOptions,
+        say: Callable[[str], None] = lambda _line: None,
+        status: Callable[[str], None] = lambda _line: None,
+    ) -> None:
+        self.options = options
+        self.say = say
+        self.status = status
+        self.config = private_config("sensorpipe-bench-", options.base_port)
+        self.settings = load_settings(config_file=self.config)
+        self.stack = Stack(self.settings)
+        self.supervisor = Supervisor(
+            child_specs(["--config", str(self.config)], RunOptions()),
+            self.settings.home,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.trigger_s = trigger_seconds(self.settings.stream.trigger)
+        self.simulator: subprocess.Popen[str] | None = None
+
+    @property
+    def home(self) -> Path:
+        return self.settings.home
+
+    @functools.cached_property
+    def kafka_admin(self) -> AdminClient:
+        """One Kafka client for the once-a-second backlog, made once the stack is up."""
+        return admin_client(self.settings.kafka)
+
+    def run(self) -> BenchReport:
+        """Cold start, both modes, the ceilings; the stack goes down and the home is removed unless `keep`."""
+        try:
+            cold_start = self._cold_start()
+            modes = [self._mode(batch, cold_start) for batch in (1, self.options.batch)]
+            self._stop_children()
+            ceilings = self._ceilings()
+        finally:
+            self._cleanup()
+        return BenchReport(Machine.current(), now(), command_line(), tuple(modes), tuple(ceilings))
+
+    # --- start ------------------------------------------------------------------------------------
+
+    def _cold_start(self) -> float:
+        began = time.monotonic()
+        self.status("cold start: stack, migrations, topics, bucket ...")
+        try:
+            prepare(self.settings, lambda what, line: self.status(f"cold start: {what}: {line}"))
+        except LaunchError as e:
+            raise BenchError(str(e)) from e
+        for name in (STREAM, BRIDGE):
+            self.say(self.supervisor.start(name).message)
+        self.status("cold start: waiting for the bridge's subscription ...")
+        while bridge_subscribed(self.settings) is not True:
+            self._check_children()
+            self._deadline(began, "the bridge to subscribe")
+            time.sleep(0.2)
+        self.simulator = self._simulate(WARMUP_RATE, 1, FIRST_ROW_TIMEOUT_S)
+        self.status("cold start: waiting for the first row in sensor_data ...")
+        while not self._rows_exist():
+            self._check_children()
+            self._deadline(began, "the first row in sensor_data")
+            time.sleep(0.2)
+        cold = time.monotonic() - began
+        self.say(f"cold start → first row in sensor_data: {cold:.1f} s")
+        self.status(f"warming up for {self.options.warmup_s:g} s ...")
+        time.sleep(self.options.warmup_s)
+        self._end_simulator()
+        self._drain(time.monotonic(), [])
+        return cold
+
+    def _deadline(self, began: float, what: str) -> None:
+        if time.monotonic() - began > FIRST_ROW_TIMEOUT_S:
+            raise BenchError(
+                f"no {what} within {FIRST_ROW_TIMEOUT_S:.0f} s of the cold start: read the logs in {self.home / 'logs'}"
+            )
+
+    def _check_children(self) -> None:
+        """A crash is restarted by the supervisor, as under `run`; the bench says so (its figures are affected)."""
+        for event in self.supervisor.poll():
+            self.say(event.message)
+        if self.supervisor.gave_up:
+            child = self.supervisor.gave_up[0]
+            tail = "\n".join(log_tail(child.log_file, 8))
+            raise BenchError(f"{child.name} keeps crashing; the last lines of {child.log_file}:\n{tail}")
+
+    def _rows_exist(self) -> bool:
+        with connected(self.settings.postgres, "reader") as conn:
+            return conn.execute("select exists (select 1 from sensor_data)").fetchone() == (True,)
+
+    # --- load ------------------------------------------------------------------------------------
+
+    def _simulate(self, rate: float, batch: int, duration_s: float) -> subprocess.Popen[str]:
+        command = [
+            *(sys.executable, "-m", "sensorpipe", "--config", str(self.config), "simulate"),
+            *("--sensors", str(self.options.sensors), "--rate", f"{rate:g}", "--batch", str(batch)),
+            *("--duration", f"{duration_s:g}", "--processes", str(processes_for(rate, batch)), "--json"),
+        ]
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+    def _end_simulator(self) -> dict[str, Any]:
+        """Stop the simulator if it still runs (it drains its acknowledgements) and read its JSON summary."""
+        simulator, self.simulator = self.simulator, None
+        if simulator is None:
+            return {}
+        if simulator.poll() is None:
+            simulator.send_signal(signal.SIGINT)
+        out, _ = simulator.communicate(timeout=120)
+        try:
+            summary: dict[str, Any] = json.loads(out)
+        except json.JSONDecodeError as e:
+            raise BenchError(f"the simulator exited with {simulator.returncode} without its summary") from e
+        return summary
+
+    # --- modes and steps -------------------------------------------------------------------------
+
+    def _mode(self, batch: int, cold_start: float) -> ModeReport:
+        began = time.monotonic()
+        probes: list[Probe] = []
+        steps: list[Step] = []
+        label = "batch 1" if batch == 1 else f"batch {batch}"
+        if self.options.search:
+            start = self.options.rate * (1 if batch == 1 else SEARCH_START_K)
+            search = RateSearch(start=start, min_rate=min(100.0, start))
+            while (rate := search.next_rate()) is not None:
+                step = self._step(label, rate, batch, began, probes)
+                steps.append(step)
+                verdict = judge(lag_outcome(step, probes, batch), self.trigger_s)
+                search.record(rate, verdict.sustainable)
+                mark = "sustainable" if verdict.sustainable else "not sustainable"
+                self.say(f"{label}: {rate:,.0f} readings/s {mark}: {verdict.reason}")
+            best = search.best
+            headline = next((s for s in steps if s.rate == best), steps[-1])
+            half = self._step(label, best / 2, batch, began, probes) if best is not None else None
+            if half is not None:
+                steps.append(half)
+            search_steps = tuple(search.steps)
+        else:
+            headline = self._step(label, self.options.rate, batch, began, probes)
+            steps.append(headline)
+            best, half, search_steps = None, None, ()
+        window = (steps[0].wall_start, steps[-1].wall_end)
+        if not steps[-1].drained:  # a last chance: what is still in Kafka is not lost, only late
+            steps[-1].drained = self._drain(began, probes, label)
+        accounting = account_sinks(self.settings, *window, sum(s.acknowledged for s in steps))
+        if not steps[-1].drained:
+            self.say(f"{label}: the stream job had not stored everything yet: 'lost' includes readings still in Kafka")
+        self.say(
+            f"{label}: acknowledged {accounting.acknowledged:,}; lost {accounting.lost_db}/{accounting.lost_lake},"
+            f" duplicated {accounting.duplicated_db}/{accounting.duplicated_lake} (database/lake)"
+        )
+        return ModeReport(
+            batch=batch,
+            offered_rate=headline.rate,
+            sustained_db=sustained(probes, headline, "database_rows"),
+            sustained_lake=sustained(probes, headline, "lake_rows"),
+            accounting=accounting,
+            latency=latency(probes, headline),
+            latency_half_rate=latency(probes, half) if half is not None else None,
+            max_sustainable=best,
+            steps=search_steps,
+            components=components(probes, headline),
+            cold_start_s=cold_start,
+            rates=rate_series(probes, batch),
+            latency_p99=p99_series(probes),
+            window=(window[0].timestamp(), window[1].timestamp()),
+        )
+
+    def _step(self, label: str, rate: float, batch: int, began: float, probes: list[Probe]) -> Step:
+        duration = self.options.duration_s
+        step = Step(rate=rate, duration_s=duration, start=time.monotonic() - began, wall_start=datetime.now(UTC))
+        self.simulator = self._simulate(rate, batch, duration)
+        while self.simulator.poll() is None:
+            tick = time.monotonic()
+            probe = self._probe(began)
+            probes.append(probe)
+            self.status(
+                f"{label}: offering {rate:,.0f} readings/s ({probe.t - step.start:.0f}/{duration:.0f} s) {_line(probe)}"
+            )
+            self._check_children()
+            time.sleep(max(SAMPLE_S - (time.monotonic() - tick), 0.0))
+        step.sim_end, step.wall_end = time.monotonic() - began, datetime.now(UTC)
+        summary = self._end_simulator()
+        step.acknowledged = int(summary.get("readings_acked", 0))
+        if not summary.get("lossless", False):
+            self.say(f"{label}: the simulator lost readings before the broker took them: {summary}")
+        step.drained = self._drain(began, probes, label)
+        step.drained_at = time.monotonic() - began
+        return step
+
+    def _drain(self, began: float, probes: list[Probe], label: str = "warm-up") -> bool:
+        """Sample until the stream job committed every record on the topic (or DRAIN_TIMEOUT_S passed)."""
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        while time.monotonic() < deadline:
+            probe = self._probe(began)
+            probes.append(probe)
+            self._check_children()
+            if probe.backlog == 0:
+                return True
+            self.status(f"{label}: the stream job is storing the last {probe.backlog or '?'} record(s) {_line(probe)}")
+            time.sleep(SAMPLE_S)
+        self.say(f"{label}: the stream job did not catch up within {DRAIN_TIMEOUT_S:.0f} s")
+        return False
+
+    # --- sampling --------------------------------------------------------------------------------
+
+    def _pids(self) -> dict[str, int]:
+        pids = {s.name: pid for s in self.stack.services if (pid := s.pid_file.running_pid()) is not None}
+        for name in (BRIDGE, STREAM):
+            child = self.supervisor.children[name]
+            if child.state is ChildState.RUNNING and child.pid is not None:
+                pids[name] = child.pid
+        if self.simulator is not None and self.simulator.poll() is None:
+            pids[LOAD_COMPONENT] = self.simulator.pid
+        return pids
+
+    def _probe(self, began: float) -> Probe:
+        processes = ProcessSnapshot.take()
+        pids = self._pids()
+        cpu = {name: processes.tree_cpu_seconds(pid) for name, pid in pids.items()}
+        rss = {name: sum(pss_bytes(p) for p in (pid, *processes.descendants(pid))) for name, pid in pids.items()}
+        snapshot = take_snapshot(self.settings, read_database=False)
+        stream = snapshot.stream
+        return Probe(
+            t=time.monotonic() - began,
+            totals=stage_totals(snapshot),
+            backlog=stream_backlog(self.settings, self.kafka_admin),
+            buckets=(stream.end_to_end_buckets or None) if isinstance(stream, StreamFigures) else None,
+            cpu=cpu,
+            rss=rss,
+        )
+
+    # --- the end ---------------------------------------------------------------------------------
+
+    def _stop_children(self) -> None:
+        for name in (BRIDGE, STREAM):
+            self.status(f"stopping {name} ...")
+            event = self.supervisor.stop(name)
+            if event is not None:
+                self.say(event.message)
+
+    def _ceilings(self) -> list[Ceiling]:
+        batches = [1, self.options.batch]
+        return measure_ceilings(self.settings, batches, self.options.ceiling_s, on_stage=self.status)
+
+    def _cleanup(self) -> None:
+        if self.simulator is not None and self.simulator.poll() is None:
+            self.simulator.kill()
+        for event in self.supervisor.kill_all():
+            self.say(event.message)
+        if self.options.keep:
+            self.say(f"kept the bench's stack and home: {self.home} (`sensorpipe --config {self.config} stack down`)")
+            return
+        self.status("stopping the bench's stack ...")
+        self.stack.down(purge=True)
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+def account_sinks(settings: Settings, start: datetime, end: datetime, acknowledged: int) -> Accounting:
+    """The readings timestamped in [start, end] in both sinks, by (sensor_id, time), against `acknowledged`."""
+    query = "select count(*), count(distinct (sensor_id, time)) from sensor_data where time >= %s and time <= %s"
+    with connected(settings.postgres, "reader") as conn:
+        row = conn.execute(query, (start, end)).fetchone()
+    db_rows, db_distinct = (int(row[0]), int(row[1])) if row else (0, 0)
+    lake = read_dataset(settings, RAW, start=start, end=end + timedelta(microseconds=1), columns=["sensor_id", "time"])
+    return from_counts(
+        acknowledged,
+        db_rows=db_rows,
+        db_distinct=db_distinct,
+        lake_rows=lake.num_rows,
+        lake_distinct=distinct_keys(lake),
+    )
+
+
+def distinct_keys(table: pa.Table) -> int:
+    """Distinct (sensor_id, time) pairs of a lake table: a reading written twice counts once."""
+    if table.num_rows == 0:
+        return 0
+    return int(table.group_by(["sensor_id", "time"]).aggregate([]).num_rows)
+
+
+def _line(probe: Probe) -> str:
+    totals = probe.totals
+    parts = [
+        f"{label} {totals[key]:,}"
+        for key, label in (("database_rows", "stored"), ("lake_rows", "lake"))
+        if totals.get(key) is not None
+    ]
+    if probe.backlog is not None:
+        parts.append(f"lag {probe.backlog:,}")
+    return " · ".join(parts)
+
+
+__all__ = [
+    "Bench",
+    "BenchError",
+    "BenchOptions",
+    "account_sinks",
+    "distinct_keys",
+    "processes_for",
+    "trigger_seconds",
+]

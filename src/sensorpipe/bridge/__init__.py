@@ -1,0 +1,1 @@
+"""MQTT to Kafka: the bridge that acknowledges a message only once Kafka has it."""

@@ -1,1 +1,0 @@
-"""Ingest: getting readings from sensors into Kafka (MQTT clients, simulator, bridge)."""

@@ -1,0 +1,1 @@
+"""Watching the pipeline: metrics, scrapes, PromQL, Prometheus and Grafana files, `top` and `tail`."""

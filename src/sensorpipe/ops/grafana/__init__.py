@@ -1,5 +1,0 @@
-"""Grafana provisioning generated from the settings: data sources, dashboards, alert rules."""
-
-from sensorpipe.ops.grafana.export import export_grafana
-
-__all__ = ["export_grafana"]

@@ -1,0 +1,1 @@
+"""Running the pipeline: starting its children, supervising them, and the run sequence."""

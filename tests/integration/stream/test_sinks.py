@@ -1,0 +1,121 @@
+"""The stream job's partition writer on its own, against the session's real PostgreSQL and Kafka."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from sensorpipe.clients.topics import create_topics
+from sensorpipe.config import Settings
+from sensorpipe.storage.migrate import migrate
+from sensorpipe.storage.writer import READING_COLUMNS
+from sensorpipe.stream.dead_letters import DeadLetterError
+from sensorpipe.stream.sinks import DATABASE_COLUMNS, ENCODING, REJECTED, SKIPPED, STORED, Tally, readings_writer
+from tests.ingest_support import read_topic
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 11, 27, 14, 0, tzinfo=UTC)
+ARROW_TYPES = {
+    "time": pa.timestamp("us", tz="UTC"),
+    "payload": pa.binary(),
+    "kafka_offset": pa.int64(),
+    "temperature": pa.float64(),
+    "humidity": pa.float64(),
+    "kafka_partition": pa.int32(),
+    "element": pa.int32(),
+}
+SCHEMA = pa.schema([(name, ARROW_TYPES.get(name, pa.string())) for name in DATABASE_COLUMNS])  # as Spark sends them
+
+
+@pytest.fixture(scope="module")
+def settings(stack_settings: Settings) -> Settings:
+    """The session stack, with a dead-letter topic of this module's own."""
+    migrate(stack_settings)
+    topic = f"test-sinks-{uuid.uuid4().hex[:8]}"
+    kafka = stack_settings.kafka.model_copy(update={"topic": topic, "dlq_topic": f"{topic}-dlq"})
+    create_topics(kafka)
+    return stack_settings.model_copy(update={"kafka": kafka})
+
+
+def decoded_rows(good: str, bad: str) -> pa.RecordBatch:
+    """Three valid readings of `good` and one reading of `bad` rejected as out of range, as decode gives them."""
+    rows: list[dict[str, Any]] = [
+        {
+            "time": T0 + timedelta(seconds=i),
+            "sensor_id": good,
+            "temperature": 21.5,
+            "humidity": 40.0,
+            "raw_data": json.dumps({"sensor_id": good, "temperature": 21.5}),
+            "time_source": "payload",
+            "kafka_partition": 0,
+            "kafka_offset": i,
+            "reason": None,
+            "detail": None,
+            "payload": None,
+            "kafka_topic": f"topic-{bad}",
+            "element": 0,
+            "encoding": "raw_json",
+        }
+        for i in range(3)
+    ]
+    rows.append({**rows[0], "sensor_id": bad, "reason": "out_of_range", "detail": "temperature 999", "payload": b"{}"})
+    rows[-1].update(kafka_offset=9, time=None, raw_data=None)
+    return pa.RecordBatch.from_pylist(rows, schema=SCHEMA)
+
+
+def test_the_partition_writer_stores_publishes_rejects_and_hands_on_the_stored_readings(settings: Settings) -> None:
+    good, bad = f"test-{uuid.uuid4()}", f"test-{uuid.uuid4()}"
+    batch = decoded_rows(good, bad)
+    tally = Tally()
+    write = readings_writer(settings, tally.counts.update)
+
+    valid = pa.Table.from_batches([batch]).slice(0, 3)
+    offsets = valid.schema.get_field_index("kafka_offset")
+    forwarded_again = valid.set_column(offsets, "kafka_offset", pc.add(valid["kafka_offset"], 100)).to_batches()[0]
+
+    # A batch given twice (a replay), then its readings at other offsets (the bridge forwarded them twice).
+    handed_on = pa.Table.from_batches(list(write([batch, batch, forwarded_again])))
+
+    assert handed_on.column_names == list(READING_COLUMNS)
+    assert handed_on.to_pylist() == [
+        {name: row[name] for name in READING_COLUMNS} for row in 2 * batch.to_pylist()[:3]
+    ], "the valid readings, each time their own records were given; nothing of the reject or of the copies"
+    with psycopg.connect(settings.postgres.dsn(), autocommit=True) as owner:
+        stored = owner.execute("select count(*) from sensor_data where sensor_id = %s", (good,)).fetchone()
+        rejects = owner.execute(
+            "select reason, kafka_offset from sensor_rejects where kafka_topic = %s", (f"topic-{bad}",)
+        ).fetchall()
+    assert stored == (3,)
+    assert rejects == [("out_of_range", 9)]
+    assert tally.of(ENCODING) == {"raw_json": 11}
+    assert tally.of(REJECTED) == {"out_of_range": 2}
+    assert tally.counts[(STORED, "sensor_data")] == 3 and tally.counts[(SKIPPED, "sensor_data")] == 6
+    assert tally.rows("sensor_rejects") == 2
+
+    dead_letters = read_topic(settings, settings.kafka.dlq_topic, 2)
+    assert [r.key for r in dead_letters] == [f"topic-{bad}:0:9:0".encode()] * 2, "a replay republishes, same key"
+    letter = json.loads(dead_letters[0].value)
+    assert letter["reason"] == "out_of_range" and letter["detail"] == "temperature 999"
+    assert base64.b64decode(letter["payload_base64"]) == b"{}"
+
+
+def test_a_dead_letter_topic_kafka_refuses_fails_the_partition_with_the_cause(settings: Settings) -> None:
+    """The task fails (its micro-batch runs again) rather than lose a reject from the dead-letter topic."""
+    kafka = settings.kafka.model_copy(update={"dlq_topic": f"missing-{uuid.uuid4().hex[:8]}"})
+    write = readings_writer(settings.model_copy(update={"kafka": kafka}), Tally().counts.update)
+
+    with pytest.raises(DeadLetterError) as caught:
+        list(write([decoded_rows(f"test-{uuid.uuid4()}", f"test-{uuid.uuid4()}")]))
+
+    message = str(caught.value)
+    assert f"Kafka at {kafka.bootstrap_servers} did not take 1 reject(s) for topic {kafka.dlq_topic}" in message
+    assert "sensorpipe topics create" in message
