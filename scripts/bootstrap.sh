@@ -51,7 +51,8 @@ fingerprint="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$fingerprint" ]; then
   say "installing sensorpipe and its pinned dependencies into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[dev]'
+  # No byte-compiling of ~1 GB of site-packages up front: Python compiles what it imports, on first import.
+  .venv/bin/python -m pip install -q --no-compile -e '.[dev]'
   echo "$fingerprint" > "$stamp"
 fi
 

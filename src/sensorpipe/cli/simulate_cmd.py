@@ -12,7 +12,8 @@ from rich.text import Text
 
 from sensorpipe.cli.console import console, err_console, fail, ok, print_json
 from sensorpipe.cli.context import app_context
-from sensorpipe.config.credentials import CredentialsError, mqtt_login, signs_in_per_sensor
+from sensorpipe.config.credentials import CredentialsError
+from sensorpipe.config.logins import mqtt_login, signs_in_per_sensor
 from sensorpipe.simulator.publisher import Job, Stats, simulate
 from sensorpipe.simulator.readings import LEGACY_TOPIC, FleetSpec
 from sensorpipe.stack import StackError

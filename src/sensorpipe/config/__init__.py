@@ -1,5 +1,6 @@
 """Configuration: one frozen settings object built from flags, environment, `sensorpipe.toml` and defaults."""
 
+from sensorpipe.config.load import load_settings
 from sensorpipe.config.settings import (
     BridgeSettings,
     KafkaSettings,
@@ -13,7 +14,6 @@ from sensorpipe.config.settings import (
     StackSettings,
     StreamSettings,
     TimescaleSettings,
-    load_settings,
 )
 
 __all__ = [

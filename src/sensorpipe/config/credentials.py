@@ -1,4 +1,4 @@
-"""Credentials of a secure stack home (`sensorpipe stack up --secure`), and the settings that use them.
+"""Credentials of a secure stack home (`sensorpipe stack up --secure`); `config.logins` applies them.
 
 The file `<home>/secrets/credentials.json` (mode 0600, in a 0700 directory) makes a home secure, for good:
 every later `stack up`, `run` or client command on that home finds it and uses it, so nothing silently
@@ -9,20 +9,15 @@ users. Settings given explicitly (flags, environment, `sensorpipe.toml`) always 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-from pydantic import SecretStr
 
 from sensorpipe.errors import SensorpipeError
-
-if TYPE_CHECKING:  # settings.py applies `with_stack_credentials` when it loads: no import cycle at run time
-    from sensorpipe.config.settings import MqttSettings, Settings
 
 SECRETS_DIR = "secrets"
 CREDENTIALS_FILE = "credentials.json"
@@ -35,7 +30,6 @@ KAFKA_USER = "sensorpipe"
 """The pipeline's SASL user on the local Kafka broker."""
 KAFKA_BROKER_USER = "broker"
 """The broker's own SASL user (inter-broker traffic on the same listener)."""
-_LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 _SENSOR_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
@@ -59,12 +53,23 @@ def credentials_file(home: Path) -> Path:
 
 
 def load_credentials(home: Path) -> Credentials | None:
-    """The home's credentials, or None when the home is not secure."""
+    """The home's credentials, or None when the home is not secure.
+
+    Every settings load asks, so the file is parsed once per change (its mtime and size), not per call.
+    """
     path = credentials_file(home)
-    if not path.is_file():
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
         return None
-    data = json.loads(path.read_text())
+    data = _parsed(path, stat.st_mtime_ns, stat.st_size)
     return Credentials(mqtt=dict(data["mqtt"]), kafka=dict(data["kafka"]))
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(path: Path, _mtime_ns: int, _size: int) -> dict[str, dict[str, str]]:
+    data: dict[str, dict[str, str]] = json.loads(path.read_text())
+    return data
 
 
 def save_credentials(home: Path, credentials: Credentials) -> None:
@@ -128,59 +133,6 @@ def add_sensors(home: Path, sensor_ids: list[str]) -> tuple[Credentials, list[st
     return credentials, added
 
 
-def _local(host: str) -> bool:
-    return host in _LOCAL_HOSTS
-
-
-def with_stack_credentials(settings: Settings) -> Settings:
-    """The settings, with the secure home's logins filled in where nothing explicit was given.
-
-    MQTT: the bridge's read-only login (a sensor logs in as itself: see `mqtt_login`). Kafka: SASL_PLAINTEXT
-    with the pipeline's user, when the broker is the local one.
-    """
-    credentials = load_credentials(settings.home)
-    if credentials is None:
-        return settings
-    update: dict[str, object] = {}
-    mqtt, kafka = settings.mqtt, settings.kafka
-    if "username" not in mqtt.model_fields_set and _local(mqtt.host):
-        login = {"username": BRIDGE_USER, "password": SecretStr(credentials.mqtt[BRIDGE_USER])}
-        update["mqtt"] = mqtt.model_copy(update=_unset(login, mqtt.model_fields_set))
-    if "security_protocol" not in kafka.model_fields_set and _local(kafka.first_host_port[0]):
-        sasl = {
-            "security_protocol": "SASL_PLAINTEXT",
-            "sasl_mechanism": "PLAIN",
-            "sasl_username": KAFKA_USER,
-            "sasl_password": SecretStr(credentials.kafka[KAFKA_USER]),
-        }
-        update["kafka"] = kafka.model_copy(update=_unset(sasl, kafka.model_fields_set))
-    return settings.model_copy(update=update) if update else settings
-
-
-def _unset(values: dict[str, object], given: set[str]) -> dict[str, object]:
-    """The values whose field was not given explicitly: a flag such as `--set kafka.sasl_password=...` wins."""
-    return {name: value for name, value in values.items() if name not in given}
-
-
-def signs_in_per_sensor(settings: Settings) -> bool:
-    """Whether publishers must log in as their sensor: a secure home whose login sensorpipe fills in."""
-    return settings.mqtt.username == BRIDGE_USER and load_credentials(settings.home) is not None
-
-
-def mqtt_login(settings: Settings, username: str, credentials: Credentials | None = None) -> MqttSettings:
-    """`settings.mqtt` logged in as `username` of the secure home (unchanged when the home is not secure).
-
-    An explicitly configured `mqtt.username` wins: the user knows their broker.
-    """
-    credentials = credentials or load_credentials(settings.home)
-    mqtt = settings.mqtt
-    if credentials is None or not _local(mqtt.host) or mqtt.username not in (None, BRIDGE_USER):
-        return mqtt
-    if username not in credentials.mqtt:
-        raise CredentialsError(f"no MQTT login for {username}: `sensorpipe stack sensor add {username}`")
-    return mqtt.model_copy(update={"username": username, "password": SecretStr(credentials.mqtt[username])})
-
-
 __all__ = [
     "BRIDGE_USER",
     "CHECK_USER",
@@ -192,9 +144,6 @@ __all__ = [
     "check_sensor_id",
     "credentials_file",
     "load_credentials",
-    "mqtt_login",
     "secure_home",
-    "signs_in_per_sensor",
-    "with_stack_credentials",
     "write_private",
 ]

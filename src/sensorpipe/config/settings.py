@@ -23,7 +23,6 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from sensorpipe.config.credentials import with_stack_credentials
 from sensorpipe.config.env import CONFIG_FILE_ENV, DEFAULT_CONFIG_FILE, env_names
 from sensorpipe.errors import SensorpipeError
 
@@ -365,14 +364,11 @@ def resolve_config_file(explicit: Path | None) -> Path | None:
     return default if default.is_file() else None
 
 
-def load_settings(overrides: dict[str, dict[str, Any]] | None = None, config_file: Path | None = None) -> Settings:
-    """Build the effective settings; `overrides` are command-line flags, nested by section.
-
-    A secure stack home adds its logins where nothing explicit was given (`config.credentials`).
-    """
+def build_settings(overrides: dict[str, dict[str, Any]] | None, config_file: Path | None) -> Settings:
+    """Settings from `overrides` (flags), environment, the configuration file and defaults, in that order."""
     token = _config_file.set(resolve_config_file(config_file))
     try:
-        return with_stack_credentials(Settings.model_validate(overrides or {}))
+        return Settings.model_validate(overrides or {})
     finally:
         _config_file.reset(token)
 

@@ -22,7 +22,8 @@ from sensorpipe.clients.kafka_client import KafkaError, client_config, spark_kaf
 from sensorpipe.clients.mqtt_client import MqttError, connect, make_client
 from sensorpipe.clients.topics import create_missing
 from sensorpipe.config import Settings
-from sensorpipe.config.credentials import CHECK_USER, mqtt_login
+from sensorpipe.config.credentials import CHECK_USER
+from sensorpipe.config.logins import mqtt_login
 from sensorpipe.errors import SensorpipeError
 from sensorpipe.storage.s3 import S3Error, explain, s3_client
 

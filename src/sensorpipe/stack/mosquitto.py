@@ -24,9 +24,9 @@ from sensorpipe.config.credentials import (
     Credentials,
     add_sensors,
     load_credentials,
-    mqtt_login,
     write_private,
 )
+from sensorpipe.config.logins import mqtt_login
 from sensorpipe.stack.service import NotReady, Service, StackError
 
 _CONFIG = """\

@@ -22,7 +22,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from sensorpipe.clients.kafka_client import watermarks
 from sensorpipe.config import Settings, load_settings
-from sensorpipe.config.credentials import BRIDGE_USER, Credentials, credentials_file, load_credentials, mqtt_login
+from sensorpipe.config.credentials import BRIDGE_USER, Credentials, credentials_file, load_credentials
+from sensorpipe.config.logins import mqtt_login
 from sensorpipe.simulator.publisher import Job, simulate
 from sensorpipe.simulator.readings import FleetSpec
 from tests.ingest_support import BridgeProcess, Lane

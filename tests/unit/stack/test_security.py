@@ -21,9 +21,9 @@ from sensorpipe.config.credentials import (
     CredentialsError,
     add_sensors,
     credentials_file,
-    mqtt_login,
     secure_home,
 )
+from sensorpipe.config.logins import mqtt_login
 from sensorpipe.simulator.publisher import Job
 from sensorpipe.simulator.readings import FleetSpec
 from sensorpipe.stack.kafka import broker_jaas
