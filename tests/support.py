@@ -22,15 +22,29 @@ PORT_OFFSET = int(os.environ.get("SENSORPIPE_TEST_PORT_OFFSET", "0"))
 def ports_from(base: int) -> dict[str, int]:
     """One stack's ports; S3 also takes its port + 1..4 and each of those + 10000 (see stack/seaweedfs.py).
 
-    Bases stay below 15,000 and offsets at most 5,000 (scripts/test uses 0 and 5,000), so every
-    port, + 10,014 included, stays under Linux's ephemeral range (32,768 and up), where outgoing
-    connections would take them at random.
+    Every stack of the suite has its base in STACK_BASES, all within 10,000-10,999 (a stack takes at
+    most base + 14, the bench's stack base + 311), and scripts/test runs its pytest processes at offsets
+    0, 1,000, 2,000 and 3,000, so no two stacks meet and every port, + 10,014 included, stays under
+    Linux's ephemeral range (32,768 and up), where outgoing connections would take them at random.
     """
     base += PORT_OFFSET
     return {"mqtt": base + 1, "kafka": base + 2, "kafka_controller": base + 3, "postgres": base + 4, "s3": base + 10}
 
 
-TEST_PORTS = ports_from(10000)
+STACK_BASES = {
+    "session": 10_000,
+    "unreachable": 10_100,
+    "stack_restart": 10_200,
+    "stack_taken": 10_300,
+    "stack_local": 10_400,
+    "faults": 10_500,
+    "secure": 10_600,
+    "bench": 10_650,
+}
+"""Each stack the suite starts (or, for `unreachable`, a stack nobody starts), by its base port."""
+
+
+TEST_PORTS = ports_from(STACK_BASES["session"])
 
 
 def write_config(home: Path, ports: dict[str, int] = TEST_PORTS, lake: str = "s3") -> Path:

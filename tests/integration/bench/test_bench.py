@@ -25,9 +25,11 @@ from sensorpipe.clients.kafka_client import client_config
 from sensorpipe.config import Settings, load_settings
 from sensorpipe.stack import Stack
 from sensorpipe.storage.s3 import s3_client
-from tests.support import PORT_OFFSET
+from tests.support import PORT_OFFSET, STACK_BASES
 
-BASE_PORT = 13_500 + PORT_OFFSET  # clear of every stack scripts/test runs beside it
+pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]
+
+BASE_PORT = STACK_BASES["bench"] + PORT_OFFSET  # clear of every stack scripts/test runs beside it
 
 
 @pytest.fixture(scope="module")

@@ -45,9 +45,9 @@ from sensorpipe.pipeline.launch import bridge_subscribed
 from sensorpipe.stack import Stack
 from sensorpipe.stack.process import PidFile
 from sensorpipe.storage.lake import RAW, read_dataset
-from tests.support import free_port, fresh_home, ports_from, write_config
+from tests.support import STACK_BASES, free_port, fresh_home, ports_from, write_config
 
-pytestmark = [pytest.mark.integration, pytest.mark.spark]
+pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]
 
 SENSORS = 20
 TICK_S = 0.1
@@ -312,7 +312,7 @@ def wait_recovered(fault: Fault, settings: Settings, pipeline: Pipeline, publish
 @pytest.fixture(scope="module")
 def fault_stack() -> Iterator[tuple[Path, Settings]]:
     home = fresh_home("sensorpipe-faults-")
-    config = write_config(home, ports_from(14300))
+    config = write_config(home, ports_from(STACK_BASES["faults"]))
     settings = load_settings(config_file=config)
     stack = Stack(settings)
     try:

@@ -24,7 +24,7 @@ from sensorpipe.clients.mqtt_client import connect, make_client
 from sensorpipe.config import MqttSettings, Settings
 from sensorpipe.simulator.publisher import Job, Publisher
 from sensorpipe.simulator.readings import LEGACY_TOPIC, FleetSpec
-from tests.support import PrivateBroker, ports_from, sensorpipe, write_config
+from tests.support import PrivateBroker, STACK_BASES, ports_from, sensorpipe, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -243,7 +243,7 @@ def test_a_broker_restart_mid_run_is_survived_and_every_acked_reading_arrives(
 
 
 def test_a_full_buffer_while_the_broker_is_down_is_reported_as_loss(tmp_path: Path) -> None:
-    config = write_config(tmp_path, ports_from(14100))  # nothing listens there
+    config = write_config(tmp_path, ports_from(STACK_BASES["unreachable"]))  # nothing listens there
     process = _simulate(config, "--count", "300", "--rate", "1000", "--buffer", "50", "--drain-timeout", "1")
     code, summary, stderr = _finish(process)
     assert code == 1

@@ -27,9 +27,9 @@ from sensorpipe.config.logins import mqtt_login
 from sensorpipe.simulator.publisher import Job, simulate
 from sensorpipe.simulator.readings import FleetSpec
 from tests.ingest_support import BridgeProcess, Lane
-from tests.support import free_port, fresh_home, ports_from, sensorpipe, write_config
+from tests.support import STACK_BASES, free_port, fresh_home, ports_from, sensorpipe, write_config
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class SecureStack:
 @pytest.fixture(scope="module")
 def secure() -> Iterator[SecureStack]:
     home = fresh_home("sensorpipe-secure-")
-    config = write_config(home, ports_from(14600), lake="local")
+    config = write_config(home, ports_from(STACK_BASES["secure"]), lake="local")
     up = sensorpipe("stack", "up", "--secure", config=config, timeout_s=300)
     try:
         assert up.returncode == 0, up.stdout + up.stderr

@@ -24,7 +24,7 @@ from sensorpipe.config import S3Settings, Settings, load_settings
 from sensorpipe.stack import Stack
 from sensorpipe.stack.process import group_members, stat_fields
 from sensorpipe.storage.s3 import S3Error, list_buckets, s3_client
-from tests.support import TEST_PORTS, fresh_home, listening_addresses, ports_from, sensorpipe, write_config
+from tests.support import STACK_BASES, TEST_PORTS, fresh_home, listening_addresses, ports_from, sensorpipe, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -205,7 +205,7 @@ def test_every_service_listens_on_loopback_only(stack_config: Path) -> None:
 
 def test_taken_port_is_a_clear_error_not_a_hang() -> None:
     home = fresh_home("sensorpipe-taken-")
-    ports = ports_from(11000)
+    ports = ports_from(STACK_BASES["stack_taken"])
     config = write_config(home, ports)
     with socket.socket() as squatter:
         squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -227,7 +227,7 @@ def test_taken_port_is_a_clear_error_not_a_hang() -> None:
 def test_down_stops_exactly_our_processes_and_keeps_data() -> None:
     """A second, small stack (lake in a directory): down, restart on the same data, purge."""
     home = fresh_home("sensorpipe-down-")
-    ports = ports_from(12000)
+    ports = ports_from(STACK_BASES["stack_restart"])
     config = write_config(home, ports, lake="local")
     bystander = __import__("subprocess").Popen(["sleep", "300"])
     try:
@@ -271,7 +271,7 @@ def test_down_stops_exactly_our_processes_and_keeps_data() -> None:
 
 def test_a_service_that_cannot_start_is_named_with_its_cause() -> None:
     home = fresh_home("sensorpipe-broken-")
-    config = write_config(home, ports_from(13000), lake="local")
+    config = write_config(home, ports_from(STACK_BASES["stack_local"]), lake="local")
     try:
         result = sensorpipe("--set", "stack.kafka_heap=lots", "stack", "up", config=config, timeout_s=120)
         assert result.returncode == 1

@@ -21,7 +21,7 @@ from tests.integration.stream.test_job import T0, Lane, encodings, migrated, pro
 from tests.spark_cluster import SparkCluster, standalone_cluster
 from tests.support import sensorpipe
 
-pytestmark = [pytest.mark.integration, pytest.mark.spark]
+pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]
 
 __all__ = ["migrated"]  # the module fixture, reused from the local-mode test
 

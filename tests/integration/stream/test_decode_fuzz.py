@@ -46,7 +46,7 @@ from tests.support import free_port, sensorpipe
 if TYPE_CHECKING:
     from pyspark.sql import Row, SparkSession
 
-pytestmark = [pytest.mark.integration, pytest.mark.spark]
+pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]
 
 CORPUS_SIZE = 10_000
 MAX_BYTES = 2_048
