@@ -24,7 +24,7 @@ from sensorpipe.clients.mqtt_client import connect, make_client
 from sensorpipe.config import MqttSettings, Settings
 from sensorpipe.simulator.publisher import Job, Publisher
 from sensorpipe.simulator.readings import LEGACY_TOPIC, FleetSpec
-from tests.support import PrivateBroker, STACK_BASES, ports_from, sensorpipe, write_config
+from tests.support import STACK_BASES, PrivateBroker, ports_from, sensorpipe, write_config
 
 pytestmark = pytest.mark.integration
 
