@@ -11,6 +11,7 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from psycopg import sql
@@ -21,6 +22,9 @@ from sensorpipe.stack.postgres import Postgres
 from tests.ingest_support import BridgeProcess, Lane
 from tests.pipeline_support import Pipeline
 from tests.support import PrivateBroker, fresh_home, write_config
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 
 @pytest.fixture(scope="session")
@@ -78,6 +82,19 @@ def private_broker() -> Iterator[PrivateBroker]:
     finally:
         broker.stop()
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def spark(stack_settings: Settings) -> Iterator[SparkSession]:
+    """One SparkSession per pytest process, with the pinned jars, shared by every test that needs Spark:
+    a JVM start costs more CPU than most of the tests that use it."""
+    from sensorpipe.stream import build_session
+
+    session = build_session(stack_settings, "sensorpipe-tests")
+    try:
+        yield session
+    finally:
+        session.stop()
 
 
 @pytest.fixture(scope="session")

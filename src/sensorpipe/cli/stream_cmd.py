@@ -14,6 +14,7 @@ from sensorpipe.cli.context import app_context
 from sensorpipe.config import Settings
 from sensorpipe.stream.checkpoints import CheckpointError, checkpoints, reset_checkpoints
 from sensorpipe.stream.runner import JobHandle, job_totals, run_job
+from sensorpipe.stream.session import build_session
 
 
 def stream(
@@ -54,7 +55,11 @@ def stream(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    metrics = run_job(settings, available_now=available_now, handle=handle)
+    spark = build_session(settings, "sensorpipe-stream")
+    try:
+        metrics = run_job(settings, spark, available_now=available_now, handle=handle)
+    finally:
+        spark.stop()
     totals = job_totals(metrics)
     if json_:
         print_json(totals)

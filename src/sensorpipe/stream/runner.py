@@ -1,4 +1,4 @@
-"""Running the stream job: topics, SparkSession, monitoring, the queries, and a clean stop or a clear failure."""
+"""Running the stream job on a given SparkSession: topics, monitoring, queries, a clean stop or a clear failure."""
 
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ from sensorpipe.stream.checkpoints import (
 )
 from sensorpipe.stream.job import start_aggregates, start_readings
 from sensorpipe.stream.monitoring import ProgressListener, StreamMetrics, failure_message
-from sensorpipe.stream.session import build_session
 
 logger = logging.getLogger(__name__)
 
@@ -44,12 +43,17 @@ class JobHandle:
 
 def run_job(
     settings: Settings,
+    spark: SparkSession,
     *,
     available_now: bool = False,
     handle: JobHandle | None = None,
     metrics: StreamMetrics | None = None,
 ) -> StreamMetrics:
-    """Run until every query ends (`available_now`), a stop is requested, or a query fails (StreamFailed)."""
+    """Run until every query ends (`available_now`), a stop is requested, or a query fails (StreamFailed).
+
+    The caller owns `spark` (`build_session`): the command line stops it afterwards, tests share one per
+    process. The job stops its own queries and removes its listener, and leaves the session running.
+    """
     handle = handle or JobHandle(threading.Event())
     metrics = metrics or StreamMetrics()
     orphaned = orphaned_sink_logs(settings)
@@ -61,19 +65,25 @@ def run_job(
         server = serve_metrics(
             metrics.registry, settings.stream.metrics_host, settings.stream.metrics_port, "stream.metrics_port"
         )
-    spark = build_session(settings, "sensorpipe-stream")
+    listener = ProgressListener(metrics)
+    spark.streams.addListener(listener)
+    queries: list[StreamingQuery] = []
     try:
-        spark.streams.addListener(ProgressListener(metrics))
-        readings = start_readings(spark, settings, metrics, available_now=available_now)
+        queries.append(start_readings(spark, settings, metrics, available_now=available_now))
         if available_now:
             # The aggregates read the lake: they start once the readings query has written all it will.
-            _await(spark, settings, [readings], handle)
+            _await(spark, settings, queries, handle)
             if not handle.stop_requested.is_set():
-                _await(spark, settings, start_aggregates(spark, settings, metrics, available_now=True), handle)
+                queries += start_aggregates(spark, settings, metrics, available_now=True)
+                _await(spark, settings, queries[1:], handle)
         else:
-            _await(spark, settings, [readings, *start_aggregates(spark, settings, metrics)], handle)
+            queries += start_aggregates(spark, settings, metrics)
+            _await(spark, settings, queries, handle)
     finally:
-        spark.stop()
+        for query in queries:
+            if query.isActive:
+                query.stop()
+        spark.streams.removeListener(listener)
         if server is not None:
             server.shutdown()
     return metrics

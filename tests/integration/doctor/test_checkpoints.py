@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from confluent_kafka import OFFSET_END, TopicPartition
@@ -19,7 +20,10 @@ from sensorpipe.config import Settings
 from sensorpipe.stream.checkpoint_log import kafka_offsets, read_checkpoint
 from sensorpipe.stream.checkpoints import QUERIES, checkpoint_filesystem, checkpoint_uri
 from tests.integration.doctor.test_doctor import METRICS, closed_ports, doctor, provisioned
-from tests.integration.stream.test_job import Lane, produce, reading, run_stream
+from tests.stream_support import Lane, produce, reading, run_stream
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
 
@@ -34,11 +38,11 @@ def _values(lane: Lane, name: str, count: int) -> list[bytes]:
 
 
 @pytest.fixture(scope="module")
-def lane(provisioned: Path, stack_settings: Settings) -> Lane:
+def lane(provisioned: Path, stack_settings: Settings, spark: SparkSession) -> Lane:
     """A topic, lake and checkpoints of this module's own, with checkpoints `stream --available-now` wrote."""
     lane = Lane(stack_settings)
     produce(lane.settings, lane.topic, _values(lane, "a", READINGS))
-    run_stream(provisioned, lane)
+    run_stream(spark, lane)
     return lane
 
 

@@ -14,7 +14,7 @@ from confluent_kafka.admin import AdminClient
 from sensorpipe.clients.kafka_client import client_config
 from sensorpipe.config import Settings
 from tests.integration.doctor.test_doctor import METRICS, Outcome, closed_ports, doctor, provisioned
-from tests.integration.stream.test_job import produce
+from tests.stream_support import produce
 
 pytestmark = pytest.mark.integration
 

@@ -5,19 +5,20 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
 
 from sensorpipe.config import Settings
 from sensorpipe.storage.lake import RAW, read_dataset
-from tests.integration.stream.test_job import Lane, lane, migrated, produce, run_stream
+from tests.stream_support import Lane, produce, run_stream
 from tests.support import sensorpipe
 
-pytestmark = [pytest.mark.integration, pytest.mark.spark]
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
-__all__ = ["lane", "migrated"]  # fixtures, reused from the stream job's tests
+pytestmark = [pytest.mark.integration, pytest.mark.spark]
 
 # Across midnight UTC: two days, several minutes each side.
 START = datetime.fromisoformat("2026-11-26T23:55:00+00:00")
@@ -68,10 +69,10 @@ def backfill(config: Path, lane: Lane) -> dict[str, Any]:
 
 
 def test_backfill_restores_exactly_what_the_lake_holds_and_twice_changes_nothing(
-    stack_config: Path, migrated: Settings, lane: Lane
+    stack_config: Path, migrated: Settings, lane: Lane, spark: SparkSession
 ) -> None:
     produce(migrated, lane.topic, readings(lane))
-    run_stream(stack_config, lane)
+    run_stream(spark, lane)
     before = table_rows(migrated, lane.tag)
     assert len(before["sensor_data"]) == READINGS
     lake = read_dataset(lane.settings, RAW, columns=["sensor_id", "time"]).to_pylist()

@@ -17,13 +17,11 @@ import pytest
 
 from sensorpipe.config import Settings
 from sensorpipe.storage.lake import RAW, read_dataset
-from tests.integration.stream.test_job import T0, Lane, encodings, migrated, produce, reading, stored_keys
 from tests.spark_cluster import SparkCluster, standalone_cluster
+from tests.stream_support import T0, Lane, encodings, produce, reading, stored_keys
 from tests.support import sensorpipe
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]
-
-__all__ = ["migrated"]  # the module fixture, reused from the local-mode test
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ import pytest
 
 from sensorpipe.config import Settings, load_settings
 from sensorpipe.storage.writer import READING_COLUMNS, REJECT_COLUMNS
-from sensorpipe.stream import build_session
 from sensorpipe.stream.decode import ENCODINGS, REASONS, as_writer_columns, decode, valid_readings
 from sensorpipe.stream.encodings import Detected, detect
 from tests import encoding_corpus as corpus
@@ -189,15 +188,6 @@ def settings() -> Settings:
             "stream": {"max_payload_bytes": MAX_BYTES},
         }
     )
-
-
-@pytest.fixture(scope="module")
-def spark(settings: Settings) -> Iterator[SparkSession]:
-    session = build_session(settings, "sensorpipe-decode-test")
-    try:
-        yield session
-    finally:
-        session.stop()
 
 
 @pytest.fixture(scope="module")

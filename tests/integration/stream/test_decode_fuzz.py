@@ -20,7 +20,6 @@ import json
 import math
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,7 +37,6 @@ from sensorpipe.config.settings import parse_assignments
 from sensorpipe.simulator.readings import HUMIDITY_RANGE, TEMPERATURE_RANGE
 from sensorpipe.storage.migrate import migrate
 from sensorpipe.storage.s3 import ensure_bucket
-from sensorpipe.stream import build_session
 from sensorpipe.stream.decode import REASONS, decode
 from sensorpipe.stream.encodings import detect
 from tests.support import free_port, sensorpipe
@@ -189,15 +187,6 @@ def settings_() -> Settings:
             "stream": {"max_payload_bytes": MAX_BYTES},
         }
     )
-
-
-@pytest.fixture(scope="module")
-def spark(settings_: Settings) -> Iterator[SparkSession]:
-    session = build_session(settings_, "sensorpipe-decode-fuzz")
-    try:
-        yield session
-    finally:
-        session.stop()
 
 
 @pytest.fixture(scope="module")

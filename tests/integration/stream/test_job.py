@@ -1,126 +1,33 @@
-"""`sensorpipe stream` end to end on the real stack: Kafka → Spark → PostgreSQL and the S3 lake, exactly once."""
+"""The stream job end to end on the real stack: Kafka → Spark → PostgreSQL and the S3 lake, exactly once.
+
+The job runs in this process on the shared SparkSession (`run_job`, what `sensorpipe stream` runs);
+the reset test goes through the command line, as a user does.
+"""
 
 from __future__ import annotations
 
-import base64
 import json
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
-from confluent_kafka import Producer
 
-from sensorpipe.clients.kafka_client import client_config
-from sensorpipe.clients.topics import create_topics
 from sensorpipe.config import Settings
+from sensorpipe.errors import SensorpipeError
 from sensorpipe.storage.lake import AGG_1M, RAW, read_dataset
-from sensorpipe.storage.migrate import migrate
-from sensorpipe.storage.s3 import ensure_bucket
 from sensorpipe.stream.checkpoints import checkpoint_filesystem, checkpoint_uri, checkpoints
 from tests.ingest_support import read_topic
-from tests.support import free_port, sensorpipe
+from tests.stream_support import T0, Headers, Lane, encodings, produce, reading, run_stream, stored_keys
+from tests.support import sensorpipe
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
-
-T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
-
-
-class Lane:
-    """A topic, sensor ids, a lake bucket (with the checkpoints beside it) and a metrics port of this test's own.
-
-    Each lane needs its own lake: Spark's file sink log lives in the lake, and a fresh checkpoint
-    writing into a lake that another checkpoint's log already covers would have its batches skipped.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        self.tag = uuid.uuid4().hex[:8]
-        self.topic = f"stream-{self.tag}"
-        self.bucket = f"lake-{self.tag}"
-        self.metrics_port = free_port()
-        self.settings = settings.model_copy(update={"s3": settings.s3.model_copy(update={"bucket": self.bucket})})
-        ensure_bucket(self.settings.s3)
-
-    def sensor(self, name: str) -> str:
-        return f"{self.tag}-{name}"
-
-    def flags(self) -> list[str]:
-        pairs = {
-            "kafka.topic": self.topic,
-            "kafka.dlq_topic": f"{self.topic}-dlq",
-            "s3.bucket": self.bucket,
-            "stream.metrics_port": str(self.metrics_port),
-        }
-        return [arg for key, value in pairs.items() for arg in ("--set", f"{key}={value}")]
-
-
-@pytest.fixture(scope="module")
-def migrated(stack_settings: Settings) -> Settings:
-    migrate(stack_settings)
-    return stack_settings
-
-
-@pytest.fixture
-def lane(migrated: Settings) -> Iterator[Lane]:
-    yield Lane(migrated)
-
-
-Headers = list[tuple[str, str | bytes | None]]
-
-
-def produce(settings: Settings, topic: str, values: list[bytes], headers: list[Headers] | None = None) -> None:
-    """Every value (with its headers, when given) into `topic`, each confirmed by Kafka."""
-    create_topics(settings.kafka.model_copy(update={"topic": topic, "dlq_topic": f"{topic}-dlq"}))
-    failures: list[str] = []
-    producer = Producer(client_config(settings.kafka, **{"enable.idempotence": True}))
-    for index, value in enumerate(values):
-        producer.produce(
-            topic,
-            value,
-            headers=headers[index] if headers else None,
-            on_delivery=lambda error, _m: failures.append(str(error)) if error else None,
-        )
-        producer.poll(0)
-    assert producer.flush(60) == 0
-    assert not failures, failures[:3]
-
-
-def reading(sensor: str, index: int) -> dict[str, object]:
-    moment = T0 + timedelta(seconds=index)
-    return {"sensor_id": sensor, "timestamp": moment.timestamp(), "temperature": 20.5, "humidity": 40.0}
-
-
-def encodings(payload: dict[str, object]) -> dict[str, bytes]:
-    """The same reading in every encoding the job must accept (DESIGN.md "Data contract")."""
-    raw = json.dumps(payload).encode()
-    b64 = base64.b64encode(raw).decode()
-    return {
-        "raw_json": raw,
-        "base64_json": b64.encode(),
-        "quoted_base64": json.dumps(b64).encode(),
-        "envelope_base64": json.dumps({"schema": {"type": "bytes"}, "payload": b64}).encode(),
-    }
-
-
-def run_stream(config: Path, lane: Lane) -> dict[str, dict[str, int]]:
-    """`stream --available-now --json`: what Kafka holds now, then the job's totals."""
-    result = sensorpipe(*lane.flags(), "stream", "--available-now", "--json", config=config, timeout_s=600)
-    assert result.returncode == 0, result.stdout + result.stderr[-4000:]
-    assert "Traceback" not in result.stderr
-    assert "adaptive.enabled is not supported in streaming" not in result.stderr, "a warning per query start"
-    totals: dict[str, dict[str, int]] = json.loads(result.stdout)
-    return totals
-
-
-def stored_keys(settings: Settings, tag: str) -> list[tuple[str, datetime]]:
-    with psycopg.connect(settings.postgres.dsn(), autocommit=True) as conn:
-        rows = conn.execute(
-            "select sensor_id, time from sensor_data where sensor_id like %s order by 1, 2", (f"{tag}-%",)
-        ).fetchall()
-    return [(r[0], r[1]) for r in rows]
 
 
 def invalid_record(tag: str, i: int) -> tuple[bytes, str]:
@@ -140,7 +47,7 @@ def invalid_record(tag: str, i: int) -> tuple[bytes, str]:
 
 
 def test_every_encoding_lands_once_in_database_and_lake_invalid_ones_are_rejected_and_reset_rereads_it_all(
-    stack_config: Path, migrated: Settings, lane: Lane
+    stack_config: Path, migrated: Settings, lane: Lane, spark: SparkSession
 ) -> None:
     per_encoding, invalid_count = 5_000, 500
     values: list[bytes] = []
@@ -176,7 +83,7 @@ def test_every_encoding_lands_once_in_database_and_lake_invalid_ones_are_rejecte
         )
     produce(migrated, lane.topic, values, headers)
 
-    totals = run_stream(stack_config, lane)
+    totals = run_stream(spark, lane)
 
     assert set(stored_keys(migrated, lane.tag)) == expected
     assert len(stored_keys(migrated, lane.tag)) == len(expected)
@@ -231,6 +138,8 @@ def test_every_encoding_lands_once_in_database_and_lake_invalid_ones_are_rejecte
         *lane.flags(), "stream", "--reset", "--yes", "--available-now", config=stack_config, timeout_s=600
     )
     assert reset.returncode == 0, reset.stdout + reset.stderr[-3000:]
+    assert "Traceback" not in reset.stderr
+    assert "adaptive.enabled is not supported in streaming" not in reset.stderr, "a warning per query start"
     for checkpoint in checkpoints(lane.settings):
         assert f"deleted {checkpoint.uri}" in reset.stdout
     assert reset.stderr.count("(stream --reset)") >= len(checkpoints(lane.settings)), "each deletion is logged"
@@ -241,7 +150,7 @@ def test_every_encoding_lands_once_in_database_and_lake_invalid_ones_are_rejecte
 
 
 def test_late_readings_update_their_minute_within_the_watermark_and_are_dropped_beyond(
-    stack_config: Path, migrated: Settings, lane: Lane
+    migrated: Settings, lane: Lane, spark: SparkSession
 ) -> None:
     sensor = lane.sensor("late")
 
@@ -250,12 +159,12 @@ def test_late_readings_update_their_minute_within_the_watermark_and_are_dropped_
         return json.dumps({"sensor_id": sensor, "timestamp": moment.timestamp(), "humidity": 50.0}).encode()
 
     produce(migrated, lane.topic, [at(0, 0), at(0, 1), at(0, 2), at(4, 10)])
-    run_stream(stack_config, lane)  # the watermark is now 10:04:10 minus 2 minutes = 10:02:10
+    run_stream(spark, lane)  # the watermark is now 10:04:10 minus 2 minutes = 10:02:10
     with psycopg.connect(migrated.postgres.dsn(), autocommit=True) as conn:
         first = conn.execute("select bucket, readings from sensor_data_1m where sensor_id = %s order by 1", (sensor,))
         assert first.fetchall() == [(T0, 3), (T0 + timedelta(minutes=4), 1)]
     produce(migrated, lane.topic, [at(4, 5), at(0, 30)])  # late within the watermark, and beyond it
-    totals = run_stream(stack_config, lane)
+    totals = run_stream(spark, lane)
 
     with psycopg.connect(migrated.postgres.dsn(), autocommit=True) as conn:
         minutes = conn.execute(
@@ -271,7 +180,7 @@ def test_late_readings_update_their_minute_within_the_watermark_and_are_dropped_
 
 
 def test_a_checkpoint_of_another_query_shape_stops_the_job_with_the_two_ways_out(
-    stack_config: Path, migrated: Settings, lane: Lane
+    migrated: Settings, lane: Lane, spark: SparkSession
 ) -> None:
     # What Spark keeps after one batch of a query with two sources (an older job version, say) in `aggregates`.
     uri = checkpoint_uri(lane.settings, "aggregates")
@@ -288,10 +197,9 @@ def test_a_checkpoint_of_another_query_shape_stops_the_job_with_the_two_ways_out
             out.write(text.encode())
     produce(migrated, lane.topic, [json.dumps(reading(lane.sensor("shape"), 0)).encode()])
 
-    result = sensorpipe(*lane.flags(), "stream", "--available-now", config=stack_config, timeout_s=600)
+    with pytest.raises(SensorpipeError) as failed:
+        run_stream(spark, lane)
 
-    assert result.returncode == 1
-    message = result.stdout + result.stderr
+    message = str(failed.value)
     assert f"the checkpoint of query aggregates at {uri} was written by a different version of the query" in message
     assert "Either run the version that wrote it, or start over with `sensorpipe stream --reset`" in message
-    assert "Traceback" not in result.stderr

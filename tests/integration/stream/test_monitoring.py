@@ -29,27 +29,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.spark]
 TIMEOUT_S = 40
 
 
-@pytest.fixture(scope="module")
-def spark() -> Iterator[SparkSession]:
-    from pyspark.sql import SparkSession
-
-    session = (
-        SparkSession.builder.master("local[1]")
-        .appName("sensorpipe-monitoring-test")
-        .config("spark.ui.enabled", "false")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", "1")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    try:
-        yield session
-    finally:
-        session.stop()
-
-
 @pytest.fixture
 def metrics(spark: SparkSession) -> Iterator[StreamMetrics]:
     metrics = StreamMetrics()

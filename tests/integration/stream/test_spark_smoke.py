@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from importlib.metadata import version
 from typing import TYPE_CHECKING, Any
 
@@ -35,15 +34,6 @@ VALUE_SCHEMA = "sensor_id STRING, seq INT, temperature DOUBLE, humidity DOUBLE, 
 @pytest.fixture(scope="module")
 def run_id() -> str:
     return uuid.uuid4().hex[:12]
-
-
-@pytest.fixture(scope="module")
-def spark(stack_settings: Settings) -> Iterator[SparkSession]:
-    session = build_session(stack_settings, "sensorpipe-smoke")
-    try:
-        yield session
-    finally:
-        session.stop()
 
 
 @pytest.fixture(scope="module")
