@@ -5,7 +5,7 @@ run:    ## set up, start the local stack, round-trip every service
 	scripts/run
 test:   ## set up, lint, type-check, run the whole suite against real services
 	scripts/test
-bench:  ## stack start-up times and idle memory
-	.venv/bin/python benchmarks/stack_startup.py
+bench:  ## end-to-end and per-stage throughput and latency on a stack of its own (`sensorpipe bench`)
+	.venv/bin/sensorpipe bench
 down:   ## stop the local stack (data stays)
 	.venv/bin/sensorpipe stack down
