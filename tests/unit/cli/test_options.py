@@ -189,11 +189,3 @@ def test_each_variable_of_an_option_sets_the_same_setting_as_the_option(
                 assert from_env == from_flag, f"{name}={value} gave {section}.{field} = {from_env!r}"
                 checked += 1
     assert checked, "no option sets a setting: the walk found none"
-
-
-def test_the_config_variable_names_the_configuration_file(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    clean_env.chdir(tmp_path)
-    config = tmp_path / "elsewhere.toml"
-    config.write_text("[mqtt]\nport = 1999\n")
-    clean_env.setenv(CONFIG_FILE_ENV, str(config))
-    assert load_settings().mqtt.port == 1999
