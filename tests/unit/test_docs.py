@@ -14,7 +14,7 @@ from sensorpipe.config.reference import PAGE, REGENERATE, configuration_page
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
-PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
+PAGES = [README, ROOT / "deploy" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 README_MAX_LINES = 200
 
 _FENCE = re.compile(r"^(```|~~~)")
