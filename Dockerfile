@@ -7,7 +7,7 @@
 #   docker build -t sensorpipe:0.1.0 .
 #   docker run --rm sensorpipe:0.1.0 config show
 #
-# Build stage: a JDK and Maven resolve the pinned jar set (`sensorpipe jars fetch`, problem 1 of DESIGN.md)
+# Build stage: a JDK and Maven resolve the pinned jar set (`sensorpipe jars fetch`, problem 1 of docs/design.md)
 # at build time, so no container downloads a jar at run time. Runtime stage: Python, a JRE and procps
 # (Spark's launch scripts call `ps`), the virtual environment and the jars, run as a non-root user.
 # Both stages use the same Python base, so the venv's interpreter path is the same in both.

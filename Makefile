@@ -1,7 +1,7 @@
 .PHONY: setup run test bench down
 setup:  ## install Debian packages, .venv and the pinned jars (idempotent)
 	scripts/bootstrap.sh
-run:    ## set up, start the local stack, round-trip every service
+run:    ## set up, then the whole pipeline with 10 simulated sensors and a live view (docs/run.md)
 	scripts/run
 test:   ## set up, lint, type-check, run the whole suite against real services
 	scripts/test

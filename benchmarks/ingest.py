@@ -1,7 +1,7 @@
 """The bridge against the MQTT ceiling, measured side by side on one broker.
 
 1. Ceiling: plain paho publish → subscribe at QoS 1 (in-flight window 100, one ~100-byte reading per
-   message), the rate DESIGN.md compares the bridge with.
+   message), the rate docs/design.md compares the bridge with.
 2. Bridge: the same publisher, `sensorpipe bridge` (QoS 1, manual acknowledgements, acks=all) forwarding
    into Kafka: its sustained forward rate, its CPU per 10,000 messages/s, MQTT receive → Kafka ack
    latency p50/p99, and a loss check (records in Kafka = messages the broker acknowledged).

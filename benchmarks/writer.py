@@ -2,7 +2,7 @@
 
 For batches of 1k, 10k and 100k readings (~110-byte JSON `raw_data` each, new sensor ids every batch):
 1. Ceilings: a plain COPY of the same rows into an unlogged, unindexed table shaped like sensor_data,
-   in text format (psycopg `write_row`, what DESIGN.md measured) and in the writer's binary format;
+   in text format (psycopg `write_row`, the figure docs/design.md quotes) and in the writer's binary format;
    and a binary COPY into a logged copy of sensor_data with its key, index and checks ("keyed"): what
    the table itself costs, before anything the writer adds.
 2. The writer: `DatabaseWriter.write_readings` from rows (what a Spark partition iterator gives) and from

@@ -88,7 +88,7 @@ def reading(sensor: str, index: int) -> dict[str, object]:
 
 
 def encodings(payload: dict[str, object]) -> dict[str, bytes]:
-    """The same reading in every encoding the job must accept (DESIGN.md "Data contract")."""
+    """The same reading in every encoding the job must accept (docs/design.md "Data contract")."""
     raw = json.dumps(payload).encode()
     b64 = base64.b64encode(raw).decode()
     return {

@@ -1,6 +1,6 @@
 """Stage ceilings for `sensorpipe bench`: each stage of the pipeline ALONE, on this machine, with real readings.
 
-DESIGN.md holds the end-to-end rate against these figures measured in the same run, so a slow run on a
+docs/design.md holds the end-to-end rate against these figures measured in the same run, so a slow run on a
 busy machine is judged against that machine, not against a number from another day. Every stage uses
 the simulator's own readings (`simulator.readings.Fleet`, 100 sensors) and the clients the pipeline uses,
 and every rate is in readings per second (messages x readings per message). Nothing measured here
@@ -8,7 +8,7 @@ touches the pipeline's data: each stage works on a throwaway topic, table or pre
 
 - `mqtt` (per batch size): plain paho publish → subscribe at QoS 1 through the configured broker, built
   with `clients.mqtt_client` (same credentials as the bridge). The publisher keeps an in-flight window of
-  100 (an unbounded window collapses QoS 1, DESIGN.md); the subscriber runs in a spawned process so the
+  100 (an unbounded window collapses QoS 1, docs/design.md); the subscriber runs in a spawned process so the
   two do not share a GIL. Rate: messages received after the first / (last receive - first receive).
   Topics are `sensorpipe-bench-<hex>/<sender>/data`, outside the bridge's `mqtt.topic` (checked), so a
   running bridge never forwards them. Payloads are built before the clock starts and cycled, so the
@@ -106,7 +106,7 @@ BENCH_PREFIX = "sensorpipe-bench-"
 LAKE_PREFIX = "_bench"
 """Lake directory of the Parquet ceiling: beside `raw/` and `agg_1m/`, which no reader of the lake lists."""
 WINDOW = 100
-"""QoS 1 messages in flight per publisher: DESIGN.md's measured sweet spot."""
+"""QoS 1 messages in flight per publisher: the measured sweet spot of docs/design.md."""
 SENSORS = 100
 POOL_MESSAGES = 1_000
 """Distinct messages built before a publisher or producer starts, then cycled."""

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 GIB = 1024**3
 
-# DESIGN.md "Performance targets".
+# docs/design.md "Performance targets".
 MQTT_CEILING_SHARE = 0.80
 GATEWAY_READINGS_PER_S = 50_000.0
 P99_LIMIT_S = 2.0
@@ -183,7 +183,7 @@ class BenchReport:
 
 @dataclass(frozen=True)
 class TargetCheck:
-    """One DESIGN.md target against one figure: `met` is None when the figure was not measured."""
+    """One target of docs/design.md against one figure: `met` is None when the figure was not measured."""
 
     target: str
     mode: str
@@ -207,7 +207,7 @@ def _throughput_check(target: str, m: ModeReport, value: float | None, ok: bool,
 
 
 def targets(report: BenchReport) -> list[TargetCheck]:
-    """DESIGN.md's performance targets evaluated against the report, each with the figure it was judged on."""
+    """The performance targets of docs/design.md evaluated against the report, each with the figure it was judged on."""
     checks = []
     batches = {m.batch for m in report.modes}
     both = 1 in batches and any(b > 1 for b in batches)
@@ -385,7 +385,7 @@ def tables(report: BenchReport) -> list[Table]:
             share = fraction(mode.throughput, c.readings_per_s) if c.applies_to(mode.batch) else None
             shares.append("" if share is None else f"{share:.0%}")
         ceilings.add_row(c.stage, "any" if c.batch is None else str(c.batch), _rate(c.readings_per_s), *shares)
-    checks = Table(title="Targets (DESIGN.md)")
+    checks = Table(title="Targets (docs/design.md)")
     for column in ("target", "mode", "figure", "status"):
         checks.add_column(column)
     colour = {True: "green", False: "red", None: "yellow"}

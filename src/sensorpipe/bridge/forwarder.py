@@ -1,6 +1,6 @@
 """The MQTT → Kafka bridge: every reading the broker accepted reaches Kafka, byte for byte.
 
-Delivery guarantee (DESIGN.md): the bridge holds a persistent MQTT v5 session (fixed client id, no
+Delivery guarantee (docs/design.md): the bridge holds a persistent MQTT v5 session (fixed client id, no
 clean start, a session that outlives disconnects) and acknowledges a QoS 1 message only after Kafka
 confirmed it (idempotent producer, acks=all). Until then the broker keeps the message and redelivers
 it to the next session, so a crash can duplicate readings but never lose them. Acknowledgements leave

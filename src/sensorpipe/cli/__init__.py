@@ -13,6 +13,7 @@ import typer
 from sensorpipe import __version__
 from sensorpipe.cli.console import fail
 from sensorpipe.cli.context import AppContext
+from sensorpipe.cli.options import env_help, setting_help
 from sensorpipe.config.env import CONFIG_FILE_ENV
 from sensorpipe.config.settings import parse_assignments
 from sensorpipe.errors import SensorpipeError
@@ -58,7 +59,7 @@ def _version(value: bool) -> None:
 def root(
     ctx: typer.Context,
     config: Annotated[
-        Path | None, typer.Option("--config", "-c", help=f"TOML settings file. [env var: {CONFIG_FILE_ENV}]")
+        Path | None, typer.Option("--config", "-c", help=env_help("TOML settings file.", CONFIG_FILE_ENV))
     ] = None,
     set_: Annotated[
         list[str] | None,
@@ -66,7 +67,7 @@ def root(
     ] = None,
     home: Annotated[
         Path | None,
-        typer.Option("--home", help="State directory of the local stack. [env var: SENSORPIPE_STACK_HOME]"),
+        typer.Option("--home", help=setting_help("stack", "home", "State directory of the local stack.")),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug lines.")] = False,
     version: Annotated[

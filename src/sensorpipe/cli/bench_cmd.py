@@ -74,7 +74,7 @@ def bench(
     - with `--max`, the highest rate whose Kafka lag stays bounded, and the p99 at half of it;
 
     then each stage alone (MQTT QoS 1 publish → subscribe, Kafka produce and consume, PostgreSQL COPY,
-    Parquet write) and judges everything against DESIGN.md's targets.
+    Parquet write) and judges everything against the targets of docs/design.md.
 
     Examples:
 

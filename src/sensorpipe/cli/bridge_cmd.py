@@ -12,6 +12,7 @@ import typer
 from sensorpipe.bridge.forwarder import Bridge, BridgeFatal
 from sensorpipe.cli.console import fail, log_events, ok, print_json
 from sensorpipe.cli.context import app_context
+from sensorpipe.cli.options import setting_help
 from sensorpipe.monitoring.metrics_server import MetricsPortError, serve_metrics
 
 
@@ -19,13 +20,26 @@ def bridge(
     ctx: typer.Context,
     client_id: Annotated[
         str | None,
-        typer.Option(help="MQTT client id; keep it fixed so the broker queues readings while the bridge is down."),
+        typer.Option(
+            help=setting_help(
+                "bridge",
+                "client_id",
+                "MQTT client id; keep it fixed so the broker queues readings while the bridge is down.",
+            )
+        ),
     ] = None,
     share_group: Annotated[
         str | None,
-        typer.Option(help="MQTT v5 shared subscription group: bridges in one group split the load."),
+        typer.Option(
+            help=setting_help(
+                "bridge", "share_group", "MQTT v5 shared subscription group: bridges in one group split the load."
+            )
+        ),
     ] = None,
-    metrics_port: Annotated[int | None, typer.Option(help="Prometheus metrics port on bridge.metrics_host.")] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help=setting_help("bridge", "metrics_port", "Prometheus metrics port on `bridge.metrics_host`.")),
+    ] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the final totals as JSON on stdout.")] = False,
 ) -> None:
     """Forward every MQTT reading to Kafka, untouched, losing nothing.

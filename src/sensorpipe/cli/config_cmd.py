@@ -9,6 +9,7 @@ from rich.table import Table
 
 from sensorpipe.cli.console import console, print_json, print_markdown
 from sensorpipe.cli.context import app_context
+from sensorpipe.config.reference import configuration_page
 from sensorpipe.config.settings import describe_fields
 
 app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
@@ -33,13 +34,8 @@ def show(ctx: typer.Context, json_: Annotated[bool, typer.Option("--json", help=
 
 @app.command("reference")
 def reference() -> None:
-    """Print every setting as a Markdown table (the README's configuration reference is this output)."""
-    print_markdown(markdown_reference())
+    """Print docs/configuration.md: every setting, its default, its environment variables and its meaning.
 
-
-def markdown_reference() -> str:
-    lines = ["| setting | default | environment variables | meaning |", "|---|---|---|---|"]
-    for key, default, env, description in describe_fields():
-        names = ", ".join(f"`{name}`" for name in env.split(", "))
-        lines.append(f"| `{key}` | {f'`{default}`' if default else ''} | {names} | {description} |")
-    return "\n".join(lines)
+    Regenerate the page after changing a setting: `sensorpipe config reference > docs/configuration.md`.
+    """
+    print_markdown(configuration_page())

@@ -44,7 +44,7 @@ def doctor(
     ] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Check every dependency for the problems of DESIGN.md: Java and jars, endpoints, topics and their
+    """Check every dependency for the ten problems of docs/design.md: Java and jars, endpoints, topics and their
     latest records' encodings, database, lake, MQTT login, metrics (and Grafana's provisioning with
     `--grafana DIR`). One line per check, ✓ or ✗ with the fix; exit code 0 only when all pass."""
     settings = app_context(ctx).settings()

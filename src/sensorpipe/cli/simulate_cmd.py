@@ -12,6 +12,7 @@ from rich.text import Text
 
 from sensorpipe.cli.console import console, err_console, fail, ok, print_json
 from sensorpipe.cli.context import app_context
+from sensorpipe.cli.options import setting_help
 from sensorpipe.config.credentials import CredentialsError
 from sensorpipe.config.logins import mqtt_login, signs_in_per_sensor
 from sensorpipe.simulator.publisher import Job, Stats, simulate
@@ -101,7 +102,7 @@ def simulate_command(
     batch: Annotated[
         int, typer.Option("--batch", "-b", help="Readings per message: a gateway's JSON array on sensors/gw-01/data.")
     ] = 1,
-    qos: Annotated[int | None, typer.Option("--qos", help="MQTT QoS 0, 1 or 2. [env var: SENSORPIPE_MQTT_QOS]")] = None,
+    qos: Annotated[int | None, typer.Option("--qos", help=setting_help("mqtt", "qos", "MQTT QoS 0, 1 or 2."))] = None,
     legacy: Annotated[
         bool, typer.Option("--legacy", help="The original publisher: mqtt.legacy_topic, no sensor_id in the payload.")
     ] = False,

@@ -12,6 +12,7 @@ from rich.table import Table
 from sensorpipe.cli import sensor_cmd
 from sensorpipe.cli.console import console, err_console, fail, ok, print_json
 from sensorpipe.cli.context import app_context
+from sensorpipe.cli.options import setting_help
 from sensorpipe.config.credentials import credentials_file, load_credentials, secure_home
 from sensorpipe.doctor.roundtrip import CheckResult, run_checks, service_checks
 from sensorpipe.stack import ServiceState, Stack, StackError
@@ -25,7 +26,7 @@ LakeOption = Annotated[
     Literal["s3", "local"] | None,
     typer.Option(
         "--lake",
-        help="`s3`: run the S3 server; `local`: keep the lake in a directory. [env var: SENSORPIPE_LAKE_BACKEND]",
+        help=setting_help("lake", "backend", "`s3`: run the S3 server; `local`: keep the lake in a directory."),
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
@@ -60,7 +61,7 @@ def up(
             "--secure",
             help="Logins everywhere: MQTT with a password file and ACLs (a sensor publishes on its own topic"
             " only, the bridge only reads), Kafka with SASL/PLAIN. Random passwords in"
-            " <home>/secrets/credentials.json (0600); the home stays secure from then on.",
+            " `<home>/secrets/credentials.json` (0600); the home stays secure from then on.",
         ),
     ] = False,
     json_: JsonOption = False,

@@ -11,6 +11,7 @@ import typer
 
 from sensorpipe.cli.console import console, fail, log_events, ok, print_json
 from sensorpipe.cli.context import app_context
+from sensorpipe.cli.options import setting_help
 from sensorpipe.config import Settings
 from sensorpipe.stream.checkpoints import CheckpointError, checkpoints, reset_checkpoints
 from sensorpipe.stream.runner import JobHandle, job_totals, run_job
@@ -20,9 +21,15 @@ from sensorpipe.stream.session import build_session
 def stream(
     ctx: typer.Context,
     master: Annotated[
-        str | None, typer.Option(help="Spark master: local[*] (default), spark://host:7077, k8s://…")
+        str | None,
+        typer.Option(
+            help=setting_help("spark", "master", "Spark master: local[*] (default), spark://host:7077, k8s://…")
+        ),
     ] = None,
-    trigger: Annotated[str | None, typer.Option(help="Micro-batch interval, e.g. '1 second', '10 seconds'.")] = None,
+    trigger: Annotated[
+        str | None,
+        typer.Option(help=setting_help("stream", "trigger", "Micro-batch interval, e.g. '1 second', '10 seconds'.")),
+    ] = None,
     reset: Annotated[
         bool, typer.Option("--reset", help="Delete the job's checkpoints first (asks; --yes to skip asking).")
     ] = False,

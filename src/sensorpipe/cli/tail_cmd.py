@@ -49,7 +49,7 @@ def mqtt_(
             "--topic",
             "-t",
             help="Topic filter (`+` and `#` wildcards); repeatable. Default: the bridge's subscriptions,"
-            " `mqtt.topic` [env var: SENSORPIPE_MQTT_TOPIC, MQTT_TOPIC] and `mqtt.legacy_topic`.",
+            " `mqtt.topic` and `mqtt.legacy_topic`.",
         ),
     ] = None,
     count: CountOption = None,
@@ -80,7 +80,7 @@ def kafka_(
         typer.Option(
             "--topic",
             "-t",
-            help="Topic to follow. Default: `kafka.topic`. [env var: SENSORPIPE_KAFKA_TOPIC, KAFKA_TOPIC]",
+            help="Topic to follow. Default: `kafka.topic`.",
         ),
     ] = None,
     dlq: Annotated[bool, typer.Option("--dlq", help="Follow the dead-letter topic, `kafka.dlq_topic`.")] = False,

@@ -53,6 +53,8 @@ class StackSettings(_Section):
 
 
 class MqttSettings(_Section):
+    """The MQTT broker the sensors publish to and the bridge reads from, and how to log in."""
+
     host: str = Field(LOOPBACK, description="MQTT broker host")
     port: int = Field(1883, ge=1, le=65535, description="MQTT broker port")
     topic: str = Field("sensors/+/data", description="subscription of the bridge: sensors/<id>/data")
@@ -102,6 +104,8 @@ class BridgeSettings(_Section):
 
 
 class KafkaSettings(_Section):
+    """The Kafka brokers, the topics sensorpipe creates, and how its clients authenticate."""
+
     bootstrap_servers: str = Field(f"{LOOPBACK}:9092", description="Kafka brokers, comma-separated host:port")
     topic: str = Field("sensor-data", description="readings, keyed by sensor_id")
     dlq_topic: str = Field("sensor-data-dlq", description="dead-letter topic for invalid records")
@@ -132,6 +136,8 @@ class KafkaSettings(_Section):
 
 
 class SparkSettings(_Section):
+    """Where the stream job runs and what its Spark session gets."""
+
     master: str = Field("local[*]", description="Spark master URL: local[*], spark://host:7077, k8s://...")
     driver_memory: str = Field("1g", description="spark.driver.memory")
     shuffle_partitions: int = Field(4, ge=1, description="spark.sql.shuffle.partitions")
@@ -172,6 +178,8 @@ class StreamSettings(_Section):
 
 
 class PostgresSettings(_Section):
+    """The database `sensordb` and its three roles: owner (migrations), writer (stream job), reader (Grafana)."""
+
     host: str = Field(LOOPBACK, description="PostgreSQL/TimescaleDB host")
     port: int = Field(5432, ge=1, le=65535, description="PostgreSQL port")
     database: str = Field("sensordb", description="database of the pipeline")
@@ -217,6 +225,8 @@ class TimescaleSettings(_Section):
 
 
 class S3Settings(_Section):
+    """The S3 server and bucket of the lake (the local SeaweedFS, MinIO or AWS)."""
+
     endpoint: str = Field(
         f"http://{LOOPBACK}:8333", description="S3 endpoint (MinIO, SeaweedFS, AWS); http:// if no scheme"
     )
@@ -241,6 +251,8 @@ class S3Settings(_Section):
 
 
 class LakeSettings(_Section):
+    """Where the Parquet lake lives: in the S3 bucket, or in a local directory."""
+
     backend: Literal["s3", "local"] = Field("s3", description="s3: the bucket of [s3]; local: a directory")
     local_dir: Path | None = Field(None, description="lake directory for backend=local (default: <home>/lake)")
 

@@ -1,4 +1,4 @@
-"""`sensorpipe doctor`: one ✓ or ✗ (with the fix) per dependency, for the problems of DESIGN.md's table.
+"""`sensorpipe doctor`: one ✓ or ✗ (with the fix) per dependency, for the ten problems of docs/design.md.
 
 Each module checks one group (runtime, network, topics, records, database, lake, checkpoints, broker, metrics)
 and returns `Check` results; `run_checks` runs them all, concurrently, each with a timeout, and a check that

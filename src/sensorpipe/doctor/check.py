@@ -17,7 +17,7 @@ class Check:
     detail: str
     fix: str | None = None
     problem: int | None = None
-    """The row of DESIGN.md's table of ten problems this check detects, if any."""
+    """The row of the ten problems' table (docs/design.md) this check detects, if any."""
     skipped: bool = False
     """Not run because a check it needs failed (counts as failed: the cause is reported above it)."""
     seconds: float = 0.0

@@ -43,7 +43,7 @@ def check_migrations(settings: Settings) -> Check:
     missing = [f"{m.version:04d}_{m.name}" for m in migrations if m.version not in applied]
     if missing:
         return failed(name, f"{pg.database} lacks migration(s) {', '.join(missing)}", MIGRATE)
-    changed = [f"{m.version:04d}_{m.name}" for m in migrations if applied[m.version] != m.checksum]
+    changed = [f"{m.version:04d}_{m.name}" for m in migrations if not m.matches(applied[m.version])]
     if changed:
         return failed(
             name,

@@ -41,8 +41,8 @@ from sensorpipe.clients.mqtt_client import make_client, make_v5_client, refused_
 from sensorpipe.config import MqttSettings
 from sensorpipe.simulator.readings import Fleet, FleetSpec, Message, sensor_id
 
-# QoS 1/2: messages awaiting PUBACK/PUBCOMP at once. DESIGN.md measured 100 at ≈8,600 msg/s; unbounded
-# windows collapse because paho scans its whole message dict on every acknowledgement.
+# QoS 1/2: messages awaiting PUBACK/PUBCOMP at once. docs/design.md ("Performance targets"): 100 gave ≈8,600 msg/s;
+# unbounded windows collapse because paho scans its whole message dict on every acknowledgement.
 INFLIGHT_WINDOW = 100
 # QoS 0: messages handed to paho but not yet written, when the socket pushes back.
 UNWRITTEN_WINDOW = 1000

@@ -1,13 +1,13 @@
 """The Parquet lake: its layout in one place, and reading it back exactly as Spark committed it.
 
-Layout (DESIGN.md "Storage layout"): one directory per dataset under the lake root (`s3a://<bucket>/`
+Layout (docs/design.md "Storage layout"): one directory per dataset under the lake root (`s3a://<bucket>/`
 or `Settings.lake_dir`), Hive-style partitions by UTC date and hour:
 `raw/date=2026-11-27/hour=14/part-….parquet`. The stream job takes dataset URIs and partition
 columns from here; backfill and tests read the lake back with pyarrow through `read_dataset`.
 
 Spark's file sink commits the files of each micro-batch in `<dataset>/_spark_metadata/`; a batch
 that crashed may leave part files that no log lists. `read_dataset` reads only the files the log
-lists when there is one, so such orphans are never read (DESIGN.md "Delivery guarantee").
+lists when there is one, so such orphans are never read (docs/design.md "Delivery guarantee").
 """
 
 from __future__ import annotations

@@ -25,6 +25,11 @@ logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _LOCK_KEY = 7_340_512_260_001  # pg_advisory_lock key of `db migrate`
+_EARLIER_CHECKSUMS: dict[int, frozenset[str]] = {
+    1: frozenset({"fa8afbcbedb461ac211e9db4f09af547c8f2dfe89b1fbfe83a8f26fc98d65b93"}),
+}
+"""Checksums of earlier texts of a migration that differ from its file in comments only (0001's first
+line named the design page by an old name): a database that recorded one holds that migration as it is."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,10 @@ class Migration:
     @property
     def checksum(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()
+
+    def matches(self, recorded: str) -> bool:
+        """Whether the checksum a database recorded for this migration is of this very SQL."""
+        return recorded == self.checksum or recorded in _EARLIER_CHECKSUMS.get(self.version, frozenset())
 
 
 @dataclass
@@ -73,7 +82,7 @@ def migrate(settings: Settings) -> MigrationReport:
             for migration in load_migrations():
                 label = f"{migration.version:04d}_{migration.name}"
                 if migration.version in done:
-                    if done[migration.version] != migration.checksum:
+                    if not migration.matches(done[migration.version]):
                         raise StorageError(
                             f"migration {label} changed after it was applied to {pg.database}: never edit an"
                             " applied migration, add a new one"

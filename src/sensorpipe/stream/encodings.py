@@ -1,6 +1,6 @@
 """Which encoding a Kafka record's value is in, in plain Python: what the stream job's `encoding` column says.
 
-`sensorpipe doctor` samples the topic with it (DESIGN.md problem 4) without starting Spark, so it must
+`sensorpipe doctor` samples the topic with it (problem 4 of docs/design.md) without starting Spark, so it must
 label every record exactly as `stream/decode.py` does (tests/integration/stream/test_decode.py compares the two
 on one corpus). It follows the Spark expressions step by step, including their edges:
 

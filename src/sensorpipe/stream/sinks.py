@@ -1,6 +1,6 @@
 """What the stream job's executors run: each partition of a micro-batch written to PostgreSQL by its own writer.
 
-Nothing here runs on the driver and no row is collected to it (DESIGN.md: "the database sink writes
+Nothing here runs on the driver and no row is collected to it (docs/design.md: "the database sink writes
 from executors with COPY"). The functions are `mapInArrow` functions: Spark hands each partition to a
 Python worker as Arrow record batches (columnar, timestamps as UTC instants, no per-row pickling) and
 the storage writer COPYs them. The readings writer hands the stored readings back to Spark, for the lake

@@ -1,4 +1,4 @@
-"""The bench report: DESIGN.md's targets judged on it, its JSON round trip, and the rich tables."""
+"""The bench report: the targets of docs/design.md judged on it, its JSON round trip, and the rich tables."""
 
 from __future__ import annotations
 

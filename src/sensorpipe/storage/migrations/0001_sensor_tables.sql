@@ -1,4 +1,4 @@
--- The pipeline's tables (DESIGN.md "Storage layout"). Plain PostgreSQL; TimescaleDB features are added
+-- The pipeline's tables (docs/design.md "Storage layout"). Plain PostgreSQL; TimescaleDB features are added
 -- by `db migrate` afterwards where the extension exists (see storage/timescale.py).
 
 -- One row per valid reading. (sensor_id, time) is the identity of a reading: replays are idempotent.
