@@ -1,9 +1,9 @@
-"""`sensorpipe doctor`: one ✓ or ✗ (with the fix) per dependency, for the problems of DESIGN.md's table.
+"""`sensorpipe doctor`'s checks: one ✓ or ✗ (with the fix) per dependency, for the problems of docs/design.md's table.
 
-Each module checks one group (runtime, network, topics, records, database, lake, checkpoints, broker, metrics)
-and returns `Check` results; `run_checks` runs them all, concurrently, each with a timeout, and a check that
-raises becomes a ✗ of its own. Checks that talk to a service need its endpoint check to pass first,
-so an unreachable host is reported once, where it is, and not again by every check behind it.
+Each module checks one group (runtime, network, topics, records, database, lake, checkpoints, broker, metrics,
+grafana); `doctor_checks` lists them in the order doctor prints them. Checks that talk to a service need its
+endpoint check to pass first, so an unreachable host is reported once, where it is, and not again by every
+check behind it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from sensorpipe.doctor import broker, database, grafana, lake, metrics, network,
 from sensorpipe.doctor.check import Check, CheckSpec
 from sensorpipe.doctor.checkpoints import checkpoint_specs
 from sensorpipe.doctor.records import check_records
-from sensorpipe.doctor.runner import run_checks
 
 
 def _endpoint(endpoint: network.Endpoint, _settings: Settings) -> Check:
@@ -65,8 +64,4 @@ def doctor_checks(settings: Settings, grafana_dir: Path | None = None) -> list[C
     return specs
 
 
-def run_doctor(settings: Settings, grafana_dir: Path | None = None) -> list[Check]:
-    return run_checks(doctor_checks(settings, grafana_dir), settings)
-
-
-__all__ = ["Check", "CheckSpec", "doctor_checks", "run_checks", "run_doctor"]
+__all__ = ["doctor_checks"]
