@@ -9,9 +9,10 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from sensorpipe.cli.checks import run_and_show
 from sensorpipe.cli.console import console, print_json
 from sensorpipe.cli.context import app_context
-from sensorpipe.doctor import Check, run_doctor
+from sensorpipe.doctor import Check
 
 
 def check_line(check: Check) -> str:
@@ -47,15 +48,16 @@ def doctor(
     """Check every dependency for the ten problems of docs/design.md: Java and jars, endpoints, topics and their
     latest records' encodings, database, lake, MQTT login, metrics (and Grafana's provisioning with
     `--grafana DIR`). One line per check, ✓ or ✗ with the fix; exit code 0 only when all pass."""
+    # Imported here: the checks load every service's client library, which would slow every command's start.
+    from sensorpipe.doctor.environment import doctor_checks
+
     settings = app_context(ctx).settings()
+    checks = run_and_show(
+        doctor_checks(settings, grafana), settings, command="doctor", line=None if json_ else check_line
+    )
     if json_:
-        checks = run_doctor(settings, grafana)
         print_json([asdict(c) for c in checks])
     else:
-        with console.status("checking ..."):
-            checks = run_doctor(settings, grafana)
-        for check in checks:
-            console.print(check_line(check))
         console.print(summary(checks))
     if not all(c.ok for c in checks):
         raise typer.Exit(1)

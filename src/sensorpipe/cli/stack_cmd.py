@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 from typing import Annotated, Literal
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from sensorpipe.cli import sensor_cmd
+from sensorpipe.cli.checks import run_and_show
 from sensorpipe.cli.console import console, err_console, fail, ok, print_json
 from sensorpipe.cli.context import app_context
 from sensorpipe.cli.options import setting_help
 from sensorpipe.config.credentials import credentials_file, load_credentials, secure_home
-from sensorpipe.doctor.roundtrip import CheckResult, run_checks, service_checks
+from sensorpipe.doctor import Check
 from sensorpipe.stack import ServiceState, Stack, StackError
 
 app = typer.Typer(
@@ -38,6 +39,21 @@ def status_json(states: list[ServiceState]) -> dict[str, object]:
     out: dict[str, object] = {state.name: state.as_json() for state in states}
     out["healthy"] = all(state.healthy for state in states)
     return out
+
+
+def roundtrip_line(check: Check) -> str:
+    """Rich markup of one round trip: `✓ service   detail (ms)`; the fix too when the runner gave one (a hang)."""
+    mark = "[green]✓[/]" if check.ok else "[red]✗[/]"
+    fix = f" [yellow]→ {escape(check.fix)}[/]" if check.fix else ""
+    return f"{mark} {check.name:<9} {escape(check.detail)}{fix} [dim]({check.seconds * 1000:.0f} ms)[/]"
+
+
+def roundtrip_json(checks: list[Check]) -> dict[str, object]:
+    """`{ok, checks: [{service, ok, detail, seconds}]}`."""
+    return {
+        "ok": all(c.ok for c in checks),
+        "checks": [{"service": c.name, "ok": c.ok, "detail": c.detail, "seconds": c.seconds} for c in checks],
+    }
 
 
 def _table(states: list[ServiceState]) -> Table:
@@ -144,15 +160,13 @@ def check(
     S3 put/get/list/delete (or the local lake directory with `--lake local`); with `--spark`, a record
     read from Kafka by Spark with the pinned connector and written as Parquet to the lake through S3A.
     """
+    # Imported here: the round trips load every service's client library, which would slow every command's start.
+    from sensorpipe.doctor.roundtrip import roundtrip_checks
+
     settings = app_context(ctx).settings(lake={"backend": lake})
-
-    def show(result: CheckResult) -> None:
-        if not json_:
-            mark = "[green]✓[/]" if result.ok else "[red]✗[/]"
-            console.print(f"{mark} {result.service:<9} {result.detail} [dim]({result.seconds * 1000:.0f} ms)[/]")
-
-    results = run_checks(settings, service_checks(settings, spark=spark), show)
+    specs = roundtrip_checks(settings, spark=spark)
+    checks = run_and_show(specs, settings, command="stack check", line=None if json_ else roundtrip_line)
     if json_:
-        print_json({"ok": all(r.ok for r in results), "checks": [asdict(r) for r in results]})
-    if not all(r.ok for r in results):
+        print_json(roundtrip_json(checks))
+    if not all(c.ok for c in checks):
         raise typer.Exit(1)

@@ -34,7 +34,10 @@ def pipeline_topics(settings: KafkaSettings) -> list[str]:
 def create_missing(
     admin: AdminClient, settings: KafkaSettings, topics: list[NewTopic], timeout_s: float = 15.0
 ) -> set[str]:
-    """Create `topics`; one that exists already (or appears meanwhile) is not an error. Returns those created."""
+    """Create `topics`; one that exists already (or appears meanwhile) is not an error. Returns those created.
+
+    Raises KafkaError when Kafka refuses, or does not answer within `timeout_s`.
+    """
     if not topics:
         return set()
     created = set()
@@ -46,6 +49,11 @@ def create_missing(
             if error.name() == "TOPIC_ALREADY_EXISTS":
                 continue
             raise KafkaError(f"Kafka at {settings.bootstrap_servers} refused to create {name}: {error.str()}") from e
+        except TimeoutError as e:  # no broker answered at all
+            raise KafkaError(
+                f"Kafka at {settings.bootstrap_servers} did not answer within {timeout_s:g}s when asked to create"
+                f" {name}: is `sensorpipe stack up` running? (or check kafka.bootstrap_servers)"
+            ) from e
         logger.info("created topic %s", name)
         created.add(name)
     return created

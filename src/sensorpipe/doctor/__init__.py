@@ -1,72 +1,17 @@
-"""`sensorpipe doctor`: one ✓ or ✗ (with the fix) per dependency, for the ten problems of docs/design.md.
+"""Diagnostics: checks that say ✓ or ✗ with the fix, run by one runner.
 
-Each module checks one group (runtime, network, topics, records, database, lake, checkpoints, broker, metrics)
-and returns `Check` results; `run_checks` runs them all, concurrently, each with a timeout, and a check that
-raises becomes a ✗ of its own. Checks that talk to a service need its endpoint check to pass first,
-so an unreachable host is reported once, where it is, and not again by every check behind it.
+One framework serves two commands. A `CheckSpec` names a check and what it needs; `run_checks` runs
+them concurrently, each with a timeout, and turns one that raises or hangs into a ✗ of its own.
+`sensorpipe doctor` runs `environment.doctor_checks` (one module per group of the ten problems);
+`sensorpipe stack check` runs `roundtrip.roundtrip_checks` (a real round trip through each service).
+
+Importing the package loads only the framework: the checks load every service's client library
+(psycopg, boto3, librdkafka), so the CLI imports them when a command runs them, not when it starts.
 """
 
 from __future__ import annotations
 
-from functools import partial
-from pathlib import Path
-
-from sensorpipe.config import Settings
-from sensorpipe.doctor import broker, database, grafana, lake, metrics, network, runtime, topics
 from sensorpipe.doctor.check import Check, CheckSpec
-from sensorpipe.doctor.checkpoints import checkpoint_specs
-from sensorpipe.doctor.records import check_records
 from sensorpipe.doctor.runner import run_checks
 
-
-def _endpoint(endpoint: network.Endpoint, _settings: Settings) -> Check:
-    return network.probe(endpoint)
-
-
-def _topic(topic: str, settings: Settings) -> Check:
-    return topics.check_topic(settings, topic)
-
-
-def doctor_checks(settings: Settings, grafana_dir: Path | None = None) -> list[CheckSpec]:
-    """Every check, in the order doctor prints them; Grafana's provisioning only when its directory is given."""
-    specs = [
-        CheckSpec("java", runtime.check_java, problem=1),
-        CheckSpec("spark jars", runtime.check_jars, problem=1),
-    ]
-    found = network.endpoints(settings)
-    by_service: dict[str, tuple[str, ...]] = {}
-    for endpoint in found:
-        if endpoint.check_name in by_service.get(endpoint.service, ()):
-            continue
-        specs.append(CheckSpec(endpoint.check_name, partial(_endpoint, endpoint), problem=2))
-        by_service[endpoint.service] = (*by_service.get(endpoint.service, ()), endpoint.check_name)
-    kafka = by_service.get("kafka", ())
-    for topic in dict.fromkeys([settings.kafka.topic, settings.kafka.dlq_topic]):
-        specs.append(CheckSpec(f"topic {topic}", partial(_topic, topic), problem=3, needs=kafka))
-    readings = settings.kafka.topic
-    specs.append(
-        CheckSpec(f"records {readings}", check_records, problem=4, needs=(*kafka, f"topic {readings}"), timeout_s=20.0)
-    )
-    pg = by_service["postgres"]
-    specs += [
-        CheckSpec("database", database.check_connect, problem=6, needs=pg),
-        CheckSpec("database schema", database.check_migrations, problem=6, needs=("database",)),
-        CheckSpec("raw_data jsonb", database.check_raw_data, problem=6, needs=("database schema",)),
-        CheckSpec("database roles", database.check_roles, problem=6, needs=("database",)),
-        CheckSpec("timescaledb", database.check_timescale, problem=6, needs=("database",)),
-        CheckSpec("lake bucket", lake.check_bucket, problem=5, needs=by_service.get("s3", ())),
-        *checkpoint_specs(settings, by_service),
-        CheckSpec("mqtt login", broker.check_mqtt_login, problem=9, needs=by_service["mqtt"]),
-        CheckSpec("bridge metrics", metrics.check_bridge_metrics, problem=8),
-        CheckSpec("stream metrics", metrics.check_stream_metrics, problem=8),
-    ]
-    if grafana_dir is not None:
-        specs.append(CheckSpec(grafana.NAME, partial(grafana.check_grafana, grafana_dir), problem=10))
-    return specs
-
-
-def run_doctor(settings: Settings, grafana_dir: Path | None = None) -> list[Check]:
-    return run_checks(doctor_checks(settings, grafana_dir), settings)
-
-
-__all__ = ["Check", "CheckSpec", "doctor_checks", "run_checks", "run_doctor"]
+__all__ = ["Check", "CheckSpec", "run_checks"]

@@ -1,23 +1,26 @@
-"""The result of one doctor check, and the helpers checks use to build it."""
+"""One check and its result: the type both `sensorpipe doctor` and `sensorpipe stack check` are made of."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from sensorpipe.config import Settings
+if TYPE_CHECKING:  # annotations only: importing the framework stays free of pydantic and the settings
+    from sensorpipe.config import Settings
 
 
 @dataclass(frozen=True)
 class Check:
-    """One line of `sensorpipe doctor`: what was checked, whether it passed, what was found, what to do."""
+    """The result of one check: what was checked, whether it passed, what was found, what to do."""
 
     name: str
     ok: bool
     detail: str
     fix: str | None = None
+    """None when it passed, or when `detail` says the fix itself (a round trip's error: cause and fix in one line)."""
     problem: int | None = None
-    """The row of the ten problems' table (docs/design.md) this check detects, if any."""
+    """The row of the table of ten problems (docs/design.md) this check detects, if any."""
     skipped: bool = False
     """Not run because a check it needs failed (counts as failed: the cause is reported above it)."""
     seconds: float = 0.0

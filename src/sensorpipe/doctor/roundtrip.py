@@ -1,6 +1,8 @@
-"""A real round trip through every service: the proof that the stack works, with a readable summary.
+"""`sensorpipe stack check`'s checks: a real round trip through every service, the proof that the stack works.
 
-Each check writes something unique, reads it back through the service, and cleans up after itself.
+Each round trip writes something unique, reads it back through the service, and cleans up after itself;
+it returns what it carried or raises a `SensorpipeError` that says where it stopped. `roundtrip_checks`
+makes them checks for the runner doctor's checks run on: all at the same time, each with a timeout.
 """
 
 from __future__ import annotations
@@ -11,31 +13,28 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from sensorpipe.clients.kafka_client import KafkaError, client_config, spark_kafka_options
-from sensorpipe.clients.mqtt_client import MqttError, connect, make_client
+from sensorpipe.clients.kafka_client import client_config, spark_kafka_options
+from sensorpipe.clients.mqtt_client import connect, make_client
 from sensorpipe.clients.topics import create_missing
 from sensorpipe.config import Settings
 from sensorpipe.config.credentials import CHECK_USER
 from sensorpipe.config.logins import mqtt_login
+from sensorpipe.doctor.check import Check, CheckSpec, passed
 from sensorpipe.errors import SensorpipeError
-from sensorpipe.storage.s3 import S3Error, explain, s3_client
+from sensorpipe.storage.s3 import explain, s3_client
 
 ROUNDTRIP_TOPIC = "sensorpipe-roundtrip"
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    service: str
-    ok: bool
-    detail: str
-    seconds: float
+TIMEOUT_S = 60.0
+"""A round trip takes a second or so; past this, longer than its clients' own waits on a broken service
+add up to in most cases (Kafka's: 15 s + 10 s + 10 s), it is reported as hanging instead of waited on."""
+SPARK_TIMEOUT_S = 300.0
+"""Spark's round trip starts a JVM and a session first: a minute or more on a busy machine."""
 
 
 class RoundTripError(SensorpipeError):
@@ -56,11 +55,8 @@ def mqtt_roundtrip(settings: Settings) -> str:
     subscriber.on_message = lambda _c, _u, message: received.set() if message.payload == payload else None
     subscribed = threading.Event()
     subscriber.on_subscribe = lambda *_args: subscribed.set()
-    try:
-        connect(subscriber, mqtt.host, mqtt.port)
-        connect(publisher, mqtt.host, mqtt.port)
-    except MqttError as e:
-        raise RoundTripError(str(e)) from e
+    connect(subscriber, mqtt.host, mqtt.port)
+    connect(publisher, mqtt.host, mqtt.port)
     subscriber.loop_start()
     publisher.loop_start()
     try:
@@ -82,17 +78,10 @@ def mqtt_roundtrip(settings: Settings) -> str:
     return f"QoS 1 publish → subscribe on {mqtt.url}"
 
 
-def _ensure_topic(settings: Settings) -> None:
-    try:
-        create_missing(AdminClient(client_config(settings.kafka)), settings.kafka, [NewTopic(ROUNDTRIP_TOPIC, 1, 1)])
-    except KafkaError as e:
-        raise RoundTripError(str(e)) from e
-
-
 def _produce_one(settings: Settings, value: bytes) -> int:
     """Produce with acks=all to the round-trip topic; the record's offset once Kafka confirmed it."""
     kafka = settings.kafka
-    _ensure_topic(settings)
+    create_missing(AdminClient(client_config(kafka)), kafka, [NewTopic(ROUNDTRIP_TOPIC, 1, 1)])
     delivered: dict[str, Any] = {}
     producer = Producer(client_config(kafka, acks="all", **{"enable.idempotence": True}))
     producer.produce(ROUNDTRIP_TOPIC, value=value, on_delivery=lambda err, msg: delivered.update(err=err, msg=msg))
@@ -127,16 +116,12 @@ def spark_roundtrip(settings: Settings) -> str:
     """Kafka → Spark (pinned connector) → Parquet in the lake (S3A or local) → read back: problems 1 and 5."""
     from pyspark.sql.functions import col
 
-    from sensorpipe.jvm import JarsError
     from sensorpipe.stream.session import build_session
 
     marker = uuid.uuid4().hex
     offset = _produce_one(settings, marker.encode())
     target = f"{settings.lake_uri}_roundtrip/{marker}"
-    try:
-        spark = build_session(settings, "sensorpipe-roundtrip")
-    except JarsError as e:
-        raise RoundTripError(str(e)) from e
+    spark = build_session(settings, "sensorpipe-roundtrip")
     try:
         records = (
             spark.read.format("kafka")
@@ -222,33 +207,29 @@ def local_lake_roundtrip(settings: Settings) -> str:
     return f"write/read/delete in {lake}"
 
 
-def service_checks(settings: Settings, *, spark: bool = False) -> dict[str, Callable[[Settings], str]]:
+def _round_trip(name: str, carry: Callable[[Settings], str], timeout_s: float = TIMEOUT_S) -> CheckSpec:
+    """A round trip as a check: ✓ with what it carried, or ✗ with the one line that says where it stopped."""
+
+    def run(settings: Settings) -> Check:
+        try:
+            return passed(name, carry(settings))
+        except SensorpipeError as e:
+            return Check(name, False, str(e))
+
+    return CheckSpec(name, run, timeout_s=timeout_s)
+
+
+def roundtrip_checks(settings: Settings, *, spark: bool = False) -> list[CheckSpec]:
     """The round trips that fit the configured lake backend; Spark's only on request (it starts a JVM)."""
-    checks: dict[str, Callable[[Settings], str]] = {
-        "mqtt": mqtt_roundtrip,
-        "kafka": kafka_roundtrip,
-        "postgres": postgres_roundtrip,
-    }
-    if settings.lake.backend == "s3":
-        checks["s3"] = s3_roundtrip
-    else:
-        checks["lake"] = local_lake_roundtrip
+    checks = [
+        _round_trip("mqtt", mqtt_roundtrip),
+        _round_trip("kafka", kafka_roundtrip),
+        _round_trip("postgres", postgres_roundtrip),
+        _round_trip("s3", s3_roundtrip) if settings.lake.backend == "s3" else _round_trip("lake", local_lake_roundtrip),
+    ]
     if spark:
-        checks["spark"] = spark_roundtrip
+        checks.append(_round_trip("spark", spark_roundtrip, SPARK_TIMEOUT_S))
     return checks
 
 
-def run_checks(
-    settings: Settings, checks: dict[str, Callable[[Settings], str]], on_result: Callable[[CheckResult], None]
-) -> list[CheckResult]:
-    """Run every check, even after a failure, so the summary shows the whole picture."""
-    results = []
-    for service, check in checks.items():
-        began = time.monotonic()
-        try:
-            result = CheckResult(service, True, check(settings), time.monotonic() - began)
-        except (RoundTripError, S3Error) as e:
-            result = CheckResult(service, False, str(e), time.monotonic() - began)
-        on_result(result)
-        results.append(result)
-    return results
+__all__ = ["RoundTripError", "roundtrip_checks"]

@@ -1,15 +1,22 @@
-"""Run every check concurrently: one that raises or hangs becomes a ✗ of its own and never stops the others."""
+"""Run every check concurrently: one that raises or hangs becomes a ✗ of its own and never stops the others.
+
+`sensorpipe doctor` and `sensorpipe stack check` both run their checks here; `command` names the one
+running, for the fix of a check that crashes or hangs.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from sensorpipe.config import Settings
 from sensorpipe.doctor.check import Check, CheckSpec
+
+if TYPE_CHECKING:
+    from sensorpipe.config import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +29,7 @@ class _Slot:
         self.result: Check | None = None
 
 
-def _attempt(spec: CheckSpec, settings: Settings) -> Check:
+def _attempt(spec: CheckSpec, settings: Settings, command: str) -> Check:
     """The check's own result, or a ✗ that names the exception (a bug in the check, not in the environment)."""
     try:
         result = spec.run(settings)
@@ -32,12 +39,12 @@ def _attempt(spec: CheckSpec, settings: Settings) -> Check:
             spec.name,
             False,
             f"the check itself failed: {type(e).__name__}: {e}",
-            "a bug in `sensorpipe doctor`: run it with -v for the traceback and report it",
+            f"a bug in `sensorpipe {command}`: run it with -v for the traceback and report it",
         )
     return replace(result, name=spec.name)
 
 
-def _run_one(spec: CheckSpec, settings: Settings, slots: dict[str, _Slot]) -> Check:
+def _run_one(spec: CheckSpec, settings: Settings, command: str, slots: dict[str, _Slot]) -> Check:
     for need in spec.needs:
         slot = slots.get(need)
         if slot is None:
@@ -48,41 +55,49 @@ def _run_one(spec: CheckSpec, settings: Settings, slots: dict[str, _Slot]) -> Ch
     outcome = _Slot()
 
     def work() -> None:
-        outcome.result = _attempt(spec, settings)
+        outcome.result = _attempt(spec, settings, command)
         outcome.done.set()
 
     start = time.monotonic()
-    threading.Thread(target=work, name=f"doctor-{spec.name}", daemon=True).start()
+    threading.Thread(target=work, name=f"check-{spec.name}", daemon=True).start()
     if not outcome.done.wait(spec.timeout_s) or outcome.result is None:
         return Check(
             spec.name,
             False,
             f"no answer within {spec.timeout_s:g}s",
-            "the service hangs or a firewall drops packets: check it, then run doctor again",
+            f"the service hangs or a firewall drops packets: check it, then run {command} again",
             seconds=spec.timeout_s,
         )
     return replace(outcome.result, seconds=time.monotonic() - start)
 
 
-def run_checks(specs: Sequence[CheckSpec], settings: Settings) -> list[Check]:
+def run_checks(
+    specs: Sequence[CheckSpec],
+    settings: Settings,
+    *,
+    command: str,
+    on_result: Callable[[Check], None] | None = None,
+) -> list[Check]:
     """Every check's result, in the order of `specs`; independent checks run at the same time.
 
     A check that needs another waits for it and is skipped when it failed. Each check runs for at most
-    its `timeout_s` (its thread is abandoned after that: they are daemon threads).
+    its `timeout_s` (its thread is abandoned after that: they are daemon threads). `on_result` gets each
+    result in the order of `specs`, as soon as it and every one before it are known: the progress a
+    terminal shows.
     """
     slots = {spec.name: _Slot() for spec in specs}
 
     def drive(spec: CheckSpec) -> None:
         slot = slots[spec.name]
         try:
-            result = _run_one(spec, settings, slots)
+            result = _run_one(spec, settings, command, slots)
         except Exception as e:  # the runner's own failure: still one line, never a lost check
-            result = Check(spec.name, False, f"could not run: {e}", "report it as a bug in `sensorpipe doctor`")
+            result = Check(spec.name, False, f"could not run: {e}", f"report it as a bug in `sensorpipe {command}`")
         slot.result = replace(result, problem=spec.problem)
         slot.done.set()
 
     threads = [
-        threading.Thread(target=drive, args=(spec,), name=f"doctor-drive-{spec.name}", daemon=True) for spec in specs
+        threading.Thread(target=drive, args=(spec,), name=f"check-drive-{spec.name}", daemon=True) for spec in specs
     ]
     for thread in threads:
         thread.start()
@@ -91,6 +106,8 @@ def run_checks(specs: Sequence[CheckSpec], settings: Settings) -> list[Check]:
         slot = slots[spec.name]
         slot.done.wait()
         assert slot.result is not None
+        if on_result is not None:
+            on_result(slot.result)
         results.append(slot.result)
     return results
 

@@ -19,15 +19,13 @@ from sensorpipe.clients.kafka_client import client_config, watermarks
 from sensorpipe.config import Settings
 from sensorpipe.stream.checkpoint_log import kafka_offsets, read_checkpoint
 from sensorpipe.stream.checkpoints import QUERIES, checkpoint_filesystem, checkpoint_uri
-from tests.integration.doctor.test_doctor import METRICS, closed_ports, doctor, provisioned
+from tests.doctor_support import METRICS, Doctor
 from tests.stream_support import Lane, produce, reading, run_stream
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
-
-__all__ = ["closed_ports", "provisioned"]  # fixtures shared with test_doctor.py
 
 READINGS = 12
 CHECKS = {f"checkpoint {query}" for query in QUERIES}
@@ -70,8 +68,8 @@ def test_the_reader_reads_the_checkpoint_the_job_wrote(lane: Lane) -> None:
         assert json.loads(str(aggregates.latest.sources[0])).keys() == {"logOffset"}
 
 
-def test_healthy_checkpoints_pass(lane: Lane, provisioned: Path, closed_ports: tuple[int, int]) -> None:
-    outcome = doctor(provisioned, closed_ports, *_sets(lane))
+def test_healthy_checkpoints_pass(lane: Lane, doctor: Doctor) -> None:
+    outcome = doctor(*_sets(lane))
     assert outcome.failed == METRICS, outcome.checks
     assert set(outcome.checks) >= CHECKS
     readings = outcome.checks["checkpoint readings"]
@@ -81,10 +79,10 @@ def test_healthy_checkpoints_pass(lane: Lane, provisioned: Path, closed_ports: t
     assert "of the lake's raw" in outcome.checks["checkpoint aggregates_lake"]["detail"]
 
 
-def test_a_checkpoint_of_another_topic(lane: Lane, provisioned: Path, closed_ports: tuple[int, int]) -> None:
+def test_a_checkpoint_of_another_topic(lane: Lane, doctor: Doctor) -> None:
     other = f"other-{lane.tag}"
     produce(lane.settings, other, _values(lane, "other", 1))
-    outcome = doctor(provisioned, closed_ports, *_sets(lane), f"kafka.topic={other}")
+    outcome = doctor(*_sets(lane), f"kafka.topic={other}")
     assert outcome.failed == {"checkpoint readings", *METRICS}, outcome.checks
     check = outcome.checks["checkpoint readings"]
     assert (
@@ -95,7 +93,7 @@ def test_a_checkpoint_of_another_topic(lane: Lane, provisioned: Path, closed_por
     )
 
 
-def test_a_corrupted_offsets_file(lane: Lane, provisioned: Path, closed_ports: tuple[int, int]) -> None:
+def test_a_corrupted_offsets_file(lane: Lane, doctor: Doctor) -> None:
     log = read_checkpoint(lane.settings, "readings")
     assert log is not None and log.latest is not None
     uri = f"{checkpoint_uri(lane.settings, 'readings')}/offsets/{log.latest.batch}"
@@ -105,7 +103,7 @@ def test_a_corrupted_offsets_file(lane: Lane, provisioned: Path, closed_ports: t
     try:
         with filesystem.open_output_stream(path) as out:
             out.write(original[: len(original) // 2])  # a write cut short
-        outcome = doctor(provisioned, closed_ports, *_sets(lane))
+        outcome = doctor(*_sets(lane))
     finally:
         with filesystem.open_output_stream(path) as out:
             out.write(original)
@@ -117,7 +115,7 @@ def test_a_corrupted_offsets_file(lane: Lane, provisioned: Path, closed_ports: t
     )
 
 
-def test_offsets_kafka_no_longer_retains(lane: Lane, provisioned: Path, closed_ports: tuple[int, int]) -> None:
+def test_offsets_kafka_no_longer_retains(lane: Lane, doctor: Doctor) -> None:
     """Records the job has not read are deleted (as retention would, while it was stopped): last, it is for good."""
     produce(lane.settings, lane.topic, _values(lane, "late", 5))
     admin = AdminClient(client_config(lane.settings.kafka))
@@ -125,7 +123,7 @@ def test_offsets_kafka_no_longer_retains(lane: Lane, provisioned: Path, closed_p
     futures = admin.delete_records([TopicPartition(lane.topic, p, OFFSET_END) for p in marks], request_timeout=30)
     for future in futures.values():
         future.result()
-    outcome = doctor(provisioned, closed_ports, *_sets(lane))
+    outcome = doctor(*_sets(lane))
     assert outcome.failed == {"checkpoint readings", *METRICS}, outcome.checks
     check = outcome.checks["checkpoint readings"]
     assert f"resumes {lane.topic} at offsets Kafka no longer retains (partition " in check["detail"]

@@ -1,67 +1,36 @@
-"""`sensorpipe doctor` against the session stack: healthy, then broken in exactly one way at a time."""
+"""`sensorpipe doctor` against the session stack: healthy, then broken in exactly one way at a time.
+
+The first two tests and the Grafana one run the real command, for its `--json`, its lines and its exit
+code; the others judge the checks' verdicts, run in-process (the `doctor` fixture, conftest.py).
+"""
 
 from __future__ import annotations
 
 import json
 import uuid
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
 
 from sensorpipe.config import Settings
+from tests.doctor_support import METRICS, Doctor, Outcome, metrics_sets
 from tests.support import free_port, sensorpipe
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def provisioned(stack_config: Path) -> Path:
-    """What a user runs before doctor: migrations and topics."""
-    for command in (("db", "migrate"), ("topics", "create")):
-        result = sensorpipe(*command, config=stack_config)
-        assert result.returncode == 0, result.stdout + result.stderr
-    return stack_config
-
-
-@pytest.fixture(scope="module")
-def closed_ports() -> tuple[int, int]:
-    """Metrics ports nothing listens on: no bridge or stream job runs in these tests (whatever runs elsewhere)."""
-    return free_port(), free_port()
-
-
-class Outcome:
-    def __init__(self, returncode: int, checks: list[dict[str, Any]], stderr: str) -> None:
-        self.returncode = returncode
-        self.checks = {c["name"]: c for c in checks}
-        self.stderr = stderr
-
-    @property
-    def failed(self) -> set[str]:
-        return {name for name, c in self.checks.items() if not c["ok"] and not c["skipped"]}
-
-    @property
-    def skipped(self) -> set[str]:
-        return {name for name, c in self.checks.items() if c["skipped"]}
-
-
-def doctor(config: Path, closed: tuple[int, int], *sets: str) -> Outcome:
-    flags = [f"bridge.metrics_port={closed[0]}", f"stream.metrics_port={closed[1]}", *sets]
-    args = [arg for flag in flags for arg in ("--set", flag)]
-    result = sensorpipe(*args, "doctor", "--json", config=config, timeout_s=120)
-    assert "Traceback" not in result.stderr, result.stderr
-    return Outcome(result.returncode, json.loads(result.stdout), result.stderr)
-
-
-METRICS = {"bridge metrics", "stream metrics"}
+def _flags(closed_ports: tuple[int, int], *sets: str) -> list[str]:
+    return [arg for value in (*metrics_sets(closed_ports), *sets) for arg in ("--set", value)]
 
 
 def test_healthy_stack_passes_everything_but_the_metrics_of_processes_not_running(
     provisioned: Path, closed_ports: tuple[int, int], stack_settings: Settings
 ) -> None:
-    outcome = doctor(provisioned, closed_ports)
-    assert outcome.returncode == 1
+    result = sensorpipe(*_flags(closed_ports), "doctor", "--json", config=provisioned, timeout_s=120)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr, result.stderr
+    outcome = Outcome(json.loads(result.stdout))
     assert outcome.failed == METRICS, outcome.checks
     assert not outcome.skipped
     kafka_host, kafka_port = stack_settings.kafka.first_host_port
@@ -97,8 +66,7 @@ def test_healthy_stack_passes_everything_but_the_metrics_of_processes_not_runnin
 
 
 def test_human_output_is_one_line_per_check_with_the_fix(provisioned: Path, closed_ports: tuple[int, int]) -> None:
-    flags = ["--set", f"bridge.metrics_port={closed_ports[0]}", "--set", f"stream.metrics_port={closed_ports[1]}"]
-    result = sensorpipe(*flags, "doctor", config=provisioned, timeout_s=120)
+    result = sensorpipe(*_flags(closed_ports), "doctor", config=provisioned, timeout_s=120)
     assert result.returncode == 1
     lines = result.stdout.strip().splitlines()
     assert lines[-1] == "19 passed, 2 failed"
@@ -108,24 +76,22 @@ def test_human_output_is_one_line_per_check_with_the_fix(provisioned: Path, clos
     assert "Traceback" not in result.stderr
 
 
-def test_missing_topic(provisioned: Path, closed_ports: tuple[int, int]) -> None:
+def test_missing_topic(doctor: Doctor) -> None:
     topic = f"missing-{uuid.uuid4().hex[:8]}"
-    outcome = doctor(provisioned, closed_ports, f"kafka.topic={topic}")
-    assert outcome.returncode == 1
+    outcome = doctor(f"kafka.topic={topic}")
     assert outcome.failed == {f"topic {topic}", *METRICS}
     assert "missing" in outcome.checks[f"topic {topic}"]["detail"]
     assert "`sensorpipe topics create`" in outcome.checks[f"topic {topic}"]["fix"]
 
 
-def test_fewer_partitions_than_configured(provisioned: Path, closed_ports: tuple[int, int]) -> None:
-    outcome = doctor(provisioned, closed_ports, "kafka.partitions=5")
+def test_fewer_partitions_than_configured(doctor: Doctor) -> None:
+    outcome = doctor("kafka.partitions=5")
     assert outcome.failed == {"topic sensor-data", "topic sensor-data-dlq", *METRICS}
     assert "fewer than kafka.partitions = 5" in outcome.checks["topic sensor-data"]["detail"]
 
 
-def test_compose_host_name_gets_the_docker_hint(provisioned: Path, closed_ports: tuple[int, int]) -> None:
-    outcome = doctor(provisioned, closed_ports, "kafka.bootstrap_servers=kafka:29092")
-    assert outcome.returncode == 1
+def test_compose_host_name_gets_the_docker_hint(doctor: Doctor) -> None:
+    outcome = doctor("kafka.bootstrap_servers=kafka:29092")
     assert outcome.failed == {"endpoint kafka kafka:29092", *METRICS}
     assert outcome.skipped == {
         "topic sensor-data",
@@ -139,9 +105,9 @@ def test_compose_host_name_gets_the_docker_hint(provisioned: Path, closed_ports:
     assert "deploy/README.md" in check["fix"]
 
 
-def test_closed_mqtt_port(provisioned: Path, closed_ports: tuple[int, int]) -> None:
+def test_closed_mqtt_port(doctor: Doctor) -> None:
     port = free_port()
-    outcome = doctor(provisioned, closed_ports, f"mqtt.port={port}")
+    outcome = doctor(f"mqtt.port={port}")
     assert outcome.failed == {f"endpoint mqtt 127.0.0.1:{port}", *METRICS}
     assert outcome.skipped == {"mqtt login"}
     check = outcome.checks[f"endpoint mqtt 127.0.0.1:{port}"]
@@ -149,85 +115,81 @@ def test_closed_mqtt_port(provisioned: Path, closed_ports: tuple[int, int]) -> N
     assert "mqtt.host/mqtt.port" in check["fix"]
 
 
-def test_missing_database(provisioned: Path, closed_ports: tuple[int, int]) -> None:
-    outcome = doctor(provisioned, closed_ports, "postgres.database=nope")
+def test_missing_database(doctor: Doctor) -> None:
+    outcome = doctor("postgres.database=nope")
     assert outcome.failed == {"database", *METRICS}
     assert outcome.skipped == {"database schema", "raw_data jsonb", "database roles", "timescaledb"}
     assert "has no database nope" in outcome.checks["database"]["detail"]
     assert "postgres.database" in outcome.checks["database"]["fix"]
 
 
-def test_unmigrated_database(provisioned: Path, closed_ports: tuple[int, int], empty_db: str) -> None:
-    outcome = doctor(provisioned, closed_ports, f"postgres.database={empty_db}")
+def test_unmigrated_database(doctor: Doctor, empty_db: str) -> None:
+    outcome = doctor(f"postgres.database={empty_db}")
     assert outcome.failed == {"database schema", *METRICS}
     assert outcome.skipped == {"raw_data jsonb"}
     assert "is not migrated" in outcome.checks["database schema"]["detail"]
     assert outcome.checks["database schema"]["fix"] == "`sensorpipe db migrate`"
 
 
-def test_raw_data_not_jsonb(
-    provisioned: Path, closed_ports: tuple[int, int], empty_db: str, stack_settings: Settings
-) -> None:
+def test_raw_data_not_jsonb(doctor: Doctor, provisioned: Path, empty_db: str, stack_settings: Settings) -> None:
     migrated = sensorpipe("--set", f"postgres.database={empty_db}", "db", "migrate", config=provisioned)
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
     pg = stack_settings.postgres.model_copy(update={"database": empty_db})
     with psycopg.connect(pg.dsn(), autocommit=True) as conn:
         conn.execute("alter table sensor_data alter column raw_data type text")
-    outcome = doctor(provisioned, closed_ports, f"postgres.database={empty_db}")
+    outcome = doctor(f"postgres.database={empty_db}")
     assert outcome.failed == {"raw_data jsonb", *METRICS}
     assert "raw_data is text, not jsonb" in outcome.checks["raw_data jsonb"]["detail"]
     assert "type jsonb" in outcome.checks["raw_data jsonb"]["fix"]
 
 
-def test_wrong_writer_password(provisioned: Path, closed_ports: tuple[int, int]) -> None:
-    outcome = doctor(provisioned, closed_ports, "postgres.writer_password=not-the-password")
+def test_wrong_writer_password(doctor: Doctor) -> None:
+    outcome = doctor("postgres.writer_password=not-the-password")
     assert outcome.failed == {"database roles", *METRICS}
     assert "`sensorpipe db migrate`" in outcome.checks["database roles"]["fix"]
 
 
-def test_missing_bucket(provisioned: Path, closed_ports: tuple[int, int]) -> None:
-    outcome = doctor(provisioned, closed_ports, "s3.bucket=no-such-bucket")
+def test_missing_bucket(doctor: Doctor) -> None:
+    outcome = doctor("s3.bucket=no-such-bucket")
     assert outcome.failed == {"lake bucket", *METRICS}
     assert "no bucket 'no-such-bucket'" in outcome.checks["lake bucket"]["detail"]
     assert "s3.bucket" in outcome.checks["lake bucket"]["fix"]
 
 
-def test_wrong_s3_keys(provisioned: Path, closed_ports: tuple[int, int]) -> None:
-    outcome = doctor(provisioned, closed_ports, "s3.secret_key=wrong")
+def test_wrong_s3_keys(doctor: Doctor) -> None:
+    outcome = doctor("s3.secret_key=wrong")
     assert outcome.failed == {"lake bucket", *METRICS}
     assert "s3.access_key / s3.secret_key" in outcome.checks["lake bucket"]["fix"]
 
 
-def test_jars_not_fetched(provisioned: Path, closed_ports: tuple[int, int], tmp_path: Path) -> None:
-    outcome = doctor(provisioned, closed_ports, f"stack.cache_dir={tmp_path}")
+def test_jars_not_fetched(doctor: Doctor, tmp_path: Path) -> None:
+    outcome = doctor(f"stack.cache_dir={tmp_path}")
     assert outcome.failed == {"spark jars", *METRICS}
     assert "sensorpipe jars fetch" in outcome.checks["spark jars"]["fix"]
 
 
-def test_no_java(provisioned: Path, closed_ports: tuple[int, int], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_java(doctor: Doctor, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JAVA_HOME", "/nonexistent-java")
-    outcome = doctor(provisioned, closed_ports)
+    outcome = doctor()
     assert outcome.failed == {"java", *METRICS}
     assert "has no bin/java" in outcome.checks["java"]["detail"]
     assert "openjdk-17-jre-headless" in outcome.checks["java"]["fix"]
 
 
 def test_grafana_provisioning_is_checked_when_asked(
-    provisioned: Path, closed_ports: tuple[int, int], tmp_path: Path
+    doctor: Doctor, provisioned: Path, closed_ports: tuple[int, int], tmp_path: Path
 ) -> None:
     tree = tmp_path / "provisioning"
     exported = sensorpipe("grafana", "export", str(tree), config=provisioned)
     assert exported.returncode == 0, exported.stdout + exported.stderr
-    flags = ["--set", f"bridge.metrics_port={closed_ports[0]}", "--set", f"stream.metrics_port={closed_ports[1]}"]
-    result = sensorpipe(*flags, "doctor", "--grafana", str(tree), "--json", config=provisioned, timeout_s=120)
-    checks = {c["name"]: c for c in json.loads(result.stdout)}
+    checks = doctor(grafana_dir=tree).checks
     assert checks["grafana provisioning"]["ok"], checks["grafana provisioning"]
     assert checks["grafana provisioning"]["problem"] == 10
 
-    moved = ["--set", "monitoring.prometheus_url=http://prometheus:9090"]
-    outcome = doctor(provisioned, closed_ports, "monitoring.prometheus_url=http://prometheus:9090")
-    assert "grafana provisioning" not in outcome.checks  # only with --grafana DIR
-    stale = sensorpipe(*moved, *flags, "doctor", "--grafana", str(tree), config=provisioned, timeout_s=120)
+    moved = "monitoring.prometheus_url=http://prometheus:9090"
+    assert "grafana provisioning" not in doctor(moved).checks  # only with --grafana DIR
+    flags = _flags(closed_ports, moved)
+    stale = sensorpipe(*flags, "doctor", "--grafana", str(tree), config=provisioned, timeout_s=120)
     assert stale.returncode == 1
     line = next(line for line in stale.stdout.splitlines() if line.startswith("✗ grafana provisioning"))
     assert "not what the current settings give: datasources/sensorpipe.yaml" in line

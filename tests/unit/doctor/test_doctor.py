@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -14,8 +17,9 @@ from typer.testing import CliRunner
 from sensorpipe.cli import build_app
 from sensorpipe.cli.doctor_cmd import check_line, summary
 from sensorpipe.config import Settings
-from sensorpipe.doctor import Check, CheckSpec, doctor_checks, run_checks
+from sensorpipe.doctor import Check, CheckSpec, run_checks
 from sensorpipe.doctor.check import failed, passed, split_fix
+from sensorpipe.doctor.environment import doctor_checks
 from sensorpipe.doctor.grafana import check_grafana
 from sensorpipe.doctor.metrics import check_bridge_metrics
 from sensorpipe.doctor.network import Endpoint, endpoints, probe, unresolved_fix
@@ -41,7 +45,7 @@ def _raises(_settings: Settings) -> Check:
 
 def test_a_raising_check_is_a_failure_and_the_others_still_run() -> None:
     specs = [CheckSpec("first", _ok), CheckSpec("crashes", _raises, problem=4), CheckSpec("last", _bad)]
-    results = run_checks(specs, SETTINGS)
+    results = run_checks(specs, SETTINGS, command="doctor")
     assert [(c.name, c.ok) for c in results] == [("first", True), ("crashes", False), ("last", False)]
     crashed = results[1]
     assert crashed.detail == "the check itself failed: ValueError: boom"
@@ -59,12 +63,34 @@ def test_a_hanging_check_times_out_without_holding_the_others() -> None:
 
     start = time.monotonic()
     try:
-        results = run_checks([CheckSpec("hangs", hangs, timeout_s=0.2), CheckSpec("quick", _ok)], SETTINGS)
+        results = run_checks(
+            [CheckSpec("hangs", hangs, timeout_s=0.2), CheckSpec("quick", _ok)], SETTINGS, command="stack check"
+        )
     finally:
         release.set()
     assert time.monotonic() - start < 5
     assert [(c.name, c.ok) for c in results] == [("hangs", False), ("quick", True)]
     assert results[0].detail == "no answer within 0.2s"
+    assert results[0].fix is not None and results[0].fix.endswith("then run stack check again")
+
+
+def test_each_result_is_reported_in_order_as_soon_as_it_and_those_before_it_are_known() -> None:
+    """The progress a terminal shows: `last` finishes only once `first` was reported, within its timeout."""
+    reported = threading.Event()
+    seen: list[str] = []
+
+    def last(settings: Settings) -> Check:
+        assert reported.wait(5)
+        return _ok(settings)
+
+    def report(check: Check) -> None:
+        seen.append(check.name)
+        reported.set()
+
+    specs = [CheckSpec("first", _ok), CheckSpec("last", last, timeout_s=2), CheckSpec("quick", _ok)]
+    results = run_checks(specs, SETTINGS, command="doctor", on_result=report)
+    assert seen == ["first", "last", "quick"]
+    assert all(c.ok for c in results), results
 
 
 def test_a_check_whose_dependency_failed_is_skipped() -> None:
@@ -80,7 +106,7 @@ def test_a_check_whose_dependency_failed_is_skipped() -> None:
         CheckSpec("other", counted, needs=("fine",)),
         CheckSpec("fine", _ok),
     ]
-    results = {c.name: c for c in run_checks(specs, SETTINGS)}
+    results = {c.name: c for c in run_checks(specs, SETTINGS, command="doctor")}
     assert results["login"].skipped and not results["login"].ok
     assert results["login"].detail == "not checked: endpoint failed"
     assert results["other"].ok and not results["other"].skipped
@@ -177,10 +203,14 @@ def test_lines_and_summary() -> None:
     assert summary([good, bad, skipped]) == "1 passed, 1 failed, 1 not checked"
 
 
+def _outcome(ok: bool, _settings: Settings) -> Check:
+    return passed("ignored", "d") if ok else failed("ignored", "d", "f")
+
+
 @pytest.mark.parametrize(("results", "code"), [([True, True], 0), ([True, False], 1)])
 def test_exit_code_and_json(monkeypatch: pytest.MonkeyPatch, results: list[bool], code: int) -> None:
-    checks = [Check(f"c{i}", ok, "d", None if ok else "f", problem=2) for i, ok in enumerate(results)]
-    monkeypatch.setattr("sensorpipe.cli.doctor_cmd.run_doctor", lambda _settings, _grafana: checks)
+    specs = [CheckSpec(f"c{i}", partial(_outcome, ok), problem=2) for i, ok in enumerate(results)]
+    monkeypatch.setattr("sensorpipe.doctor.environment.doctor_checks", lambda _settings, _grafana: specs)
     result = CliRunner().invoke(build_app(), ["doctor", "--json"])
     assert result.exit_code == code
     assert [c["ok"] for c in json.loads(result.stdout)] == results
@@ -226,3 +256,22 @@ def test_grafana_provisioning_present_stale_or_missing(tmp_path: Path) -> None:
     names = [s.name for s in doctor_checks(settings, tree)]
     assert names[-1] == "grafana provisioning"
     assert "grafana provisioning" not in [s.name for s in doctor_checks(settings)]
+
+
+def _loaded_by(imports: str, modules: str) -> str:
+    """What a fresh interpreter has in sys.modules, among `modules` (an expression), after `import imports`."""
+    code = f"import sys, {imports}; print(sorted(m for m in sys.modules if {modules}))"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_the_cli_loads_the_checks_only_when_a_command_runs_them() -> None:
+    """`sensorpipe --help` imports every command module: doctor's and stack's load the framework, not the checks."""
+    loaded = _loaded_by("sensorpipe.cli.doctor_cmd, sensorpipe.cli.stack_cmd", "m.startswith('sensorpipe.doctor')")
+    assert loaded == "['sensorpipe.doctor', 'sensorpipe.doctor.check', 'sensorpipe.doctor.runner']"
+    heavy = "m in ('pydantic', 'psycopg', 'boto3', 'confluent_kafka', 'pyspark')"
+    assert _loaded_by("sensorpipe.doctor", heavy) == "[]"
+
+
+def test_doctors_checks_do_not_import_spark() -> None:
+    """doctor must answer quickly: its checks (the records' encodings among them) never start or import Spark."""
+    assert _loaded_by("sensorpipe.doctor.environment", "m == 'pyspark'") == "[]"
