@@ -4,8 +4,9 @@ The bench owns everything it measures: a fresh home on ports of its own (`home.p
 cold start is real and a user's stack and data are never touched. In order:
 
 1. Cold start: stack up, migrations, topics, bucket (`launch.prepare`), then the stream job and the bridge
-   as supervised children (`launch.child_specs`, as `sensorpipe run` starts them); once the broker
-   confirmed the bridge's subscription, a light simulator runs until the first row is in `sensor_data`.
+   as supervised children (`launch.child_specs` and `sequence.RunSequence`, as `sensorpipe run` starts
+   them); once the broker confirmed the bridge's subscription, a light simulator runs until the first
+   row is in `sensor_data`.
    Cold start → first row is the time from before the stack started to that row.
 2. Each mode (one reading per message, then gateway batches of K) runs steps: a `sensorpipe simulate`
    process offers a rate for a duration, then the bench waits until the stream job committed every
@@ -70,16 +71,8 @@ from sensorpipe.clients.kafka_client import admin_client
 from sensorpipe.config import Settings, load_settings
 from sensorpipe.errors import SensorpipeError
 from sensorpipe.monitoring.top import StreamFigures, stage_totals, take_snapshot
-from sensorpipe.pipeline.launch import (
-    BRIDGE,
-    STREAM,
-    LaunchError,
-    RunOptions,
-    bridge_subscribed,
-    child_specs,
-    prepare,
-    stream_backlog,
-)
+from sensorpipe.pipeline.launch import BRIDGE, STREAM, LaunchError, RunOptions, child_specs, prepare, stream_backlog
+from sensorpipe.pipeline.sequence import Drain, RunSequence
 from sensorpipe.pipeline.supervisor import ChildState, Supervisor
 from sensorpipe.stack import Stack
 from sensorpipe.stack.process import ProcessSnapshot, log_tail, pss_bytes
@@ -153,6 +146,9 @@ class Bench:
             self.settings.home,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
+        self.sequence = RunSequence.for_settings(
+            self.settings, self.supervisor, report=lambda event: self.say(event.message)
+        )
         self.trigger_s = trigger_seconds(self.settings.stream.trigger)
         self.simulator: subprocess.Popen[str] | None = None
 
@@ -185,13 +181,14 @@ class Bench:
             prepare(self.settings, lambda what, line: self.status(f"cold start: {what}: {line}"))
         except LaunchError as e:
             raise BenchError(str(e)) from e
-        for name in (STREAM, BRIDGE):
-            self.say(self.supervisor.start(name).message)
+        self.sequence.start()
         self.status("cold start: waiting for the bridge's subscription ...")
-        while bridge_subscribed(self.settings) is not True:
+
+        def turn() -> None:
             self._check_children()
             self._deadline(began, "the bridge to subscribe")
-            time.sleep(0.2)
+
+        self.sequence.wait_subscribed(turn, tick_s=0.2)
         self.simulator = self._simulate(WARMUP_RATE, 1, FIRST_ROW_TIMEOUT_S)
         self.status("cold start: waiting for the first row in sensor_data ...")
         while not self._rows_exist():
@@ -214,12 +211,13 @@ class Bench:
 
     def _check_children(self) -> None:
         """A crash is restarted by the supervisor, as under `run`; the bench says so (its figures are affected)."""
-        for event in self.supervisor.poll():
-            self.say(event.message)
-        if self.supervisor.gave_up:
-            child = self.supervisor.gave_up[0]
-            tail = "\n".join(log_tail(child.log_file, 8))
-            raise BenchError(f"{child.name} keeps crashing; the last lines of {child.log_file}:\n{tail}")
+        if not self.sequence.poll():
+            raise self._gave_up()
+
+    def _gave_up(self) -> BenchError:
+        child = self.supervisor.gave_up[0]
+        tail = "\n".join(log_tail(child.log_file, 8))
+        return BenchError(f"{child.name} keeps crashing; the last lines of {child.log_file}:\n{tail}")
 
     def _rows_exist(self) -> bool:
         with connected(self.settings.postgres, "reader") as conn:
@@ -327,17 +325,21 @@ class Bench:
 
     def _drain(self, began: float, probes: list[Probe], label: str = "warm-up") -> bool:
         """Sample until the stream job committed every record on the topic (or DRAIN_TIMEOUT_S passed)."""
-        deadline = time.monotonic() + DRAIN_TIMEOUT_S
-        while time.monotonic() < deadline:
-            probe = self._probe(began)
-            probes.append(probe)
-            self._check_children()
-            if probe.backlog == 0:
-                return True
-            self.status(f"{label}: the stream job is storing the last {probe.backlog or '?'} record(s) {_line(probe)}")
-            time.sleep(SAMPLE_S)
-        self.say(f"{label}: the stream job did not catch up within {DRAIN_TIMEOUT_S:.0f} s")
-        return False
+
+        def backlog() -> int | None:
+            probes.append(self._probe(began))
+            return probes[-1].backlog
+
+        def waiting(left: int | None) -> bool:
+            self.status(f"{label}: the stream job is storing the last {left or '?'} record(s) {_line(probes[-1])}")
+            return True  # a backlog that cannot be read now may be read at the next sample
+
+        drained = self.sequence.drain(backlog, waiting, timeout_s=DRAIN_TIMEOUT_S, tick_s=SAMPLE_S)
+        if drained.outcome is Drain.GAVE_UP:
+            raise self._gave_up()
+        if drained.outcome is Drain.TIMED_OUT:
+            self.say(f"{label}: the stream job did not catch up within {DRAIN_TIMEOUT_S:.0f} s")
+        return drained.outcome is Drain.STORED
 
     # --- sampling --------------------------------------------------------------------------------
 
@@ -370,11 +372,8 @@ class Bench:
     # --- the end ---------------------------------------------------------------------------------
 
     def _stop_children(self) -> None:
-        for name in (BRIDGE, STREAM):
-            self.status(f"stopping {name} ...")
-            event = self.supervisor.stop(name)
-            if event is not None:
-                self.say(event.message)
+        """Drained already, after the last step: the bridge, then the stream job."""
+        self.sequence.stop(stopping=lambda name: self.status(f"stopping {name} ..."))
 
     def _ceilings(self) -> list[Ceiling]:
         batches = [1, self.options.batch]

@@ -6,9 +6,10 @@ confirmed it (idempotent producer, acks=all). Until then the broker keeps the me
 it to the next session, so a crash can duplicate readings but never lose them. Acknowledgements leave
 in the order the messages arrived, as MQTT requires.
 
-One thread drives both clients: paho's network loop and librdkafka's delivery callbacks. The broker's
+One thread drives both clients: the MQTT network loop and librdkafka's delivery callbacks. The broker's
 in-flight window is bounded by the v5 Receive Maximum we announce (`bridge.max_in_flight`): an
-unbounded window is what collapsed QoS 1 throughput in the original stack.
+unbounded window is what collapsed QoS 1 throughput in the original stack. The clients come in as
+arguments (`bridge.links`): `sensorpipe bridge` passes the real ones, the unit tests fakes.
 """
 
 from __future__ import annotations
@@ -18,22 +19,22 @@ import collections
 import functools
 import json
 import logging
-import select
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 from confluent_kafka import KafkaError as RdKafkaError
-from confluent_kafka import Message, Producer
+from confluent_kafka import Message
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from sensorpipe.bridge.links import KafkaProducer, MqttFactory, MqttHandlers, ProducerFactory, Provision
 from sensorpipe.bridge.metrics import BridgeMetrics, BridgeSnapshot
 from sensorpipe.clients.backoff import Backoff
 from sensorpipe.clients.kafka_client import KafkaError, client_config, refused_sasl_login
-from sensorpipe.clients.mqtt_client import connect_error, make_v5_client, refused_login
-from sensorpipe.clients.topics import create_topics
+from sensorpipe.clients.mqtt_client import connect_error, refused_login
 from sensorpipe.config import Settings
 from sensorpipe.contract.identity import SensorKeys
 from sensorpipe.errors import SensorpipeError
@@ -51,7 +52,6 @@ _SESSION_NEVER_EXPIRES = 0xFFFFFFFF
 _RECEIVE_MAXIMUM_LIMIT = 65535
 _SESSION_TAKEN_OVER = 142
 _LOOP_TIMEOUT_S = 0.002
-_READ_BURST = 512
 
 
 @dataclass(slots=True)
@@ -88,9 +88,23 @@ class BridgeFatal(SensorpipeError):
 
 
 class Bridge:
-    """Forwards MQTT messages to Kafka until `stop()`; `run()` returns the totals."""
+    """Forwards MQTT messages to Kafka until `stop()`; the totals are in `metrics`.
 
-    def __init__(self, settings: Settings, metrics: BridgeMetrics | None = None) -> None:
+    `mqtt` builds the MQTT link around the bridge's handlers, `producer` the Kafka producer from the
+    bridge's configuration, and `provision` creates the topics; `backoff(initial_s, max_s)` makes the
+    delays between attempts to reach either broker.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        mqtt: MqttFactory,
+        producer: ProducerFactory,
+        provision: Provision,
+        metrics: BridgeMetrics | None = None,
+        backoff: Callable[[float, float], Backoff] = Backoff,
+    ) -> None:
         self.settings = settings
         self.metrics = metrics or BridgeMetrics()
         self.subscriptions = tuple(t for t in (settings.mqtt.topic, settings.mqtt.legacy_topic) if t)
@@ -104,11 +118,14 @@ class Bridge:
         self._fatal: str | None = None
         self._received_unreported = 0
         self._kafka_down = False
-        self._mqtt_backoff = Backoff(0.2, 10.0)
+        self._backoff = backoff
+        self._mqtt_backoff = backoff(0.2, 10.0)
         self._next_attempt = 0.0
         self._connect_args_given = False  # after the first connect(), reconnect() reuses its arguments
-        self._producer: Producer | None = None
-        self._client = self._make_client()
+        self._make_producer = producer
+        self._provision = provision
+        self._producer: KafkaProducer | None = None
+        self._client = mqtt(MqttHandlers(self._on_connect, self._on_subscribe, self._on_disconnect, self._on_message))
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -126,7 +143,7 @@ class Bridge:
         self._ensure_topics()
         if self._stopping:
             return
-        self._producer = Producer(self._producer_config())
+        self._producer = self._make_producer(self._producer_config())
         self.metrics.kafka_reachable.set(1)
         status_due = time.monotonic() + self.settings.bridge.status_interval_s
         last = self.metrics.snapshot()
@@ -143,10 +160,10 @@ class Bridge:
 
     def _ensure_topics(self) -> None:
         """The bridge creates its topics (problem 3) and waits for Kafka as long as it takes."""
-        backoff = Backoff(0.5, 10.0)
+        backoff = self._backoff(0.5, 10.0)
         while not self._stopping:
             try:
-                for outcome in create_topics(self.settings.kafka, timeout_s=5.0):
+                for outcome in self._provision():
                     if outcome.created:
                         logger.info("created Kafka topic %s (%d partitions)", outcome.topic, outcome.partitions)
                 return
@@ -187,14 +204,6 @@ class Bridge:
 
     # -- MQTT ------------------------------------------------------------------------------------
 
-    def _make_client(self) -> mqtt.Client:
-        client = make_v5_client(self.settings.mqtt, self.settings.bridge.client_id, manual_ack=True)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        client.on_subscribe = self._on_subscribe
-        return client
-
     def _connect_properties(self) -> Properties:
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = _SESSION_NEVER_EXPIRES
@@ -228,33 +237,16 @@ class Bridge:
         self._connecting = True
 
     def _network(self, timeout_s: float) -> None:
-        """One turn of paho's external-loop API, reading up to a burst of packets per turn.
-
-        `client.loop()` reads one packet per call when nothing is outstanding, which for a subscriber
-        means a select() and a keep-alive check per message.
-        """
-        client = self._client
-        sock = client.socket()
-        if sock is None:
-            if self._connected or self._connecting:  # closed without on_disconnect from paho: a lost connection
-                lost = ReasonCode(PacketTypes.DISCONNECT, "Unspecified error")
-                self._on_disconnect(client, None, None, lost, None)
-            return
-        readable, writable, _ = select.select([sock], [sock] if client.want_write() else [], [], timeout_s)
-        if readable:
-            client.loop_read(max_packets=_READ_BURST)
-        if writable and client.socket() is not None:
-            client.loop_write()
-        client.loop_misc()
+        if not self._client.network(timeout_s) and (self._connected or self._connecting):
+            # Closed without an on_disconnect from the client: a lost connection.
+            self._on_disconnect(ReasonCode(PacketTypes.DISCONNECT, "Unspecified error"))
 
     def _retry_mqtt_later(self, why: str) -> None:
         delay = self._mqtt_backoff.next_delay()
         self._next_attempt = time.monotonic() + delay
         logger.warning("%s; retrying in %.1fs", why, delay)
 
-    def _on_connect(
-        self, client: mqtt.Client, _userdata: object, flags: mqtt.ConnectFlags, reason: ReasonCode, _props: object
-    ) -> None:
+    def _on_connect(self, session_present: bool, reason: ReasonCode) -> None:
         self._connecting = False
         host, port = self.settings.mqtt.host, self.settings.mqtt.port
         if reason.is_failure:
@@ -265,19 +257,17 @@ class Bridge:
         self.metrics.mqtt_connected.set(1)
         group = self.settings.bridge.share_group
         filters = [f"$share/{group}/{t}" if group else t for t in self.subscriptions]
-        client.subscribe([(f, 1) for f in filters])
+        self._client.subscribe([(f, 1) for f in filters])
         logger.info(
             "connected to mqtt://%s:%d as %s (session %s); subscribed to %s",
             host,
             port,
             self.settings.bridge.client_id,
-            "resumed" if flags.session_present else "new",
+            "resumed" if session_present else "new",
             ", ".join(filters),
         )
 
-    def _on_subscribe(
-        self, _client: mqtt.Client, _userdata: object, _mid: int, reasons: list[ReasonCode], _props: object
-    ) -> None:
+    def _on_subscribe(self, reasons: list[ReasonCode]) -> None:
         """Readings are only safe from the broker's SUBACK on: a supervisor starts publishers after it."""
         refused = [str(reason) for reason in reasons if reason.is_failure]
         if refused:
@@ -292,9 +282,7 @@ class Bridge:
             return
         self.metrics.mqtt_subscribed.set(1)
 
-    def _on_disconnect(
-        self, _client: mqtt.Client, _userdata: object, _flags: object, reason: ReasonCode, _props: object
-    ) -> None:
+    def _on_disconnect(self, reason: ReasonCode) -> None:
         was_connected = self._connected
         self._connected = self._connecting = False
         self.metrics.mqtt_subscribed.set(0)
@@ -314,7 +302,7 @@ class Bridge:
             why = f"lost the MQTT connection to {where} ({reason})" if was_connected else f"no CONNACK ({reason})"
         self._retry_mqtt_later(why)
 
-    def _on_message(self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
+    def _on_message(self, message: mqtt.MQTTMessage) -> None:
         if self._stopping:
             return  # not acknowledged: the broker keeps it for the next session
         received = time.time()

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import signal
 from dataclasses import asdict
 from types import FrameType
 from typing import Annotated
 
 import typer
+from confluent_kafka import Producer
 
-from sensorpipe.bridge.forwarder import Bridge, BridgeFatal
-from sensorpipe.cli.console import fail, log_events, ok, print_json
+from sensorpipe.bridge.forwarder import Bridge
+from sensorpipe.bridge.links import PahoLink
+from sensorpipe.cli.console import log_events, ok, print_json
 from sensorpipe.cli.context import app_context
 from sensorpipe.cli.options import setting_help
-from sensorpipe.monitoring.metrics_server import MetricsPortError, serve_metrics
+from sensorpipe.clients.topics import create_topics
+from sensorpipe.monitoring.metrics_server import serve_metrics
 
 
 def bridge(
@@ -60,18 +64,17 @@ def bridge(
         bridge={"client_id": client_id, "share_group": share_group, "metrics_port": metrics_port}
     )
     log_events()
-    worker = Bridge(settings)
+    worker = Bridge(
+        settings,
+        mqtt=functools.partial(PahoLink, settings.mqtt, settings.bridge.client_id),
+        producer=Producer,
+        provision=functools.partial(create_topics, settings.kafka, timeout_s=5.0),
+    )
     server = None
     if settings.bridge.metrics_port is not None:
-        try:
-            server = serve_metrics(
-                worker.metrics.registry,
-                settings.bridge.metrics_host,
-                settings.bridge.metrics_port,
-                "bridge.metrics_port",
-            )
-        except MetricsPortError as e:
-            fail(str(e))
+        server = serve_metrics(
+            worker.metrics.registry, settings.bridge.metrics_host, settings.bridge.metrics_port, "bridge.metrics_port"
+        )
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
         worker.stop()
@@ -79,9 +82,7 @@ def bridge(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        worker.run()
-    except BridgeFatal as e:
-        fail(str(e))
+        worker.run()  # a BridgeFatal is a SensorpipeError: `cli.main` prints its one line
     finally:
         if server is not None:
             server.shutdown()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import time
@@ -23,15 +24,14 @@ from sensorpipe.monitoring.top_view import render
 from sensorpipe.pipeline.launch import (
     BRIDGE,
     SIMULATOR,
-    STOP_ORDER,
     STREAM,
     LaunchError,
     RunOptions,
-    bridge_subscribed,
     child_specs,
     prepare,
     stream_backlog,
 )
+from sensorpipe.pipeline.sequence import Drain, RunSequence
 from sensorpipe.pipeline.supervisor import ChildState, Event, Supervisor, describe_exit
 from sensorpipe.stack.process import PidFile
 
@@ -259,13 +259,11 @@ def _supervise(
 ) -> dict[str, Any]:
     """Start, watch until asked to stop (or done, or a child was given up on), then stop in order."""
     why = "interrupted"
+    sequence = RunSequence.for_settings(settings, supervisor, report=out.events)
     try:
-        out.events(supervisor.stop_leftovers())
-        for name in (STREAM, BRIDGE):
-            if not stops.requested:  # Ctrl+C during the set-up: start nothing
-                out.events(supervisor.start(name))
-        why = _watch(settings, supervisor, options, stops, out)
-        drained = _stop(settings, supervisor, out, drain=why != "gave up")
+        sequence.start(cancelled=lambda: stops.requested)  # Ctrl+C during the set-up: start nothing
+        why = _watch(sequence, options, stops, out)
+        drained = _stop(settings, sequence, out, drain=why != "gave up")
     except KeyboardInterrupt:
         out.events(supervisor.kill_all())
         why, drained = "killed by a second Ctrl+C", False
@@ -285,20 +283,20 @@ def _supervise(
     return {"stopped_because": why, "drained": drained, "children": children, "totals": out.totals, "exit_code": code}
 
 
-def _watch(settings: Settings, supervisor: Supervisor, options: RunOptions, stops: StopRequests, out: Output) -> str:
-    """Tick until a stop is asked for, the run's time is up, or a child was given up on; says which."""
+def _watch(sequence: RunSequence, options: RunOptions, stops: StopRequests, out: Output) -> str:
+    """Tick until a stop is asked for, the run's time is up, or a child was given up on; says which.
+
+    The simulator starts once the broker confirmed the bridge's subscription.
+    """
     began = time.monotonic()
-    waiting_for_bridge = SIMULATOR in supervisor.children
-    while True:
-        tick = time.monotonic()
-        out.events(supervisor.poll())
+    supervisor = sequence.supervisor
+
+    def turn() -> str | None:
+        alive = sequence.poll()
         if stops.requested:
             return "interrupted"
-        if supervisor.gave_up:
+        if not alive:
             return "gave up"
-        if waiting_for_bridge and supervisor.running(BRIDGE) and bridge_subscribed(settings) is not False:
-            waiting_for_bridge = False
-            out.events(supervisor.start(SIMULATOR))
         if options.duration_s is not None:
             simulator = supervisor.children.get(SIMULATOR)
             if simulator is not None and simulator.state is ChildState.FINISHED:
@@ -306,45 +304,51 @@ def _watch(settings: Settings, supervisor: Supervisor, options: RunOptions, stop
             if simulator is None and time.monotonic() - began >= options.duration_s:
                 return "duration reached"
         out.refresh()
-        time.sleep(max(TICK_S - (time.monotonic() - tick), 0.0))
+        return None
+
+    if SIMULATOR in supervisor.children:
+        why = sequence.wait_subscribed(turn, tick_s=TICK_S)
+        if why is not None:
+            return why
+        out.events(supervisor.start(SIMULATOR))
+    return sequence.watch(turn, tick_s=TICK_S)
 
 
-def _stop(settings: Settings, supervisor: Supervisor, out: Output, *, drain: bool) -> bool | None:
+def _stop(settings: Settings, sequence: RunSequence, out: Output, *, drain: bool) -> bool | None:
     """In STOP_ORDER, the stream job once it stored what was forwarded: whether it did (None: not tried)."""
-    drained: bool | None = None
-    for name in STOP_ORDER:
-        if name not in supervisor.children:
-            continue
-        if name == STREAM and drain and supervisor.children[STREAM].state in {ChildState.RUNNING, ChildState.WAITING}:
-            drained = _drain(settings, supervisor, out)
+
+    def stopping(name: str) -> None:
         out.status = f"stopping {name} ..."
         out.refresh()
-        out.events(supervisor.stop(name))
+
+    drained = sequence.stop(
+        drain=functools.partial(_drain, settings, sequence, out) if drain else None, stopping=stopping
+    )
     out.status = ""
     out.refresh(last=True)
     return drained
 
 
-def _drain(settings: Settings, supervisor: Supervisor, out: Output) -> bool:
+def _drain(settings: Settings, sequence: RunSequence, out: Output) -> bool:
     """Wait until the stream job committed every record now on the topic; a crash meanwhile is restarted."""
-    deadline = time.monotonic() + DRAIN_TIMEOUT_S
-    left = stream_backlog(settings)
-    while left != 0:
+
+    def waiting(left: int | None) -> bool:
         if left is None:
             out.say("stream job: cannot read its checkpoint or Kafka's offsets, so cannot wait for it to catch up")
             return False
         out.status = f"stream job: storing the last {left:,} record(s) before it stops (Ctrl+C again: stop now)"
-        if time.monotonic() > deadline:
-            out.say(
-                f"stream job: {left:,} record(s) not stored within {DRAIN_TIMEOUT_S:.0f} s; they stay in Kafka"
-                " and the next start stores them"
-            )
-            return False
-        out.events(supervisor.poll())
-        if supervisor.gave_up:
-            return False
         out.refresh()
-        time.sleep(TICK_S)
-        left = stream_backlog(settings)
+        return True
+
+    drained = sequence.drain(
+        functools.partial(stream_backlog, settings), waiting, timeout_s=DRAIN_TIMEOUT_S, tick_s=TICK_S
+    )
+    if drained.outcome is Drain.TIMED_OUT:
+        out.say(
+            f"stream job: {drained.left or 0:,} record(s) not stored within {DRAIN_TIMEOUT_S:.0f} s; they stay in Kafka"
+            " and the next start stores them"
+        )
+    if drained.outcome is not Drain.STORED:
+        return False
     out.say("stream job: everything forwarded is stored")
     return True

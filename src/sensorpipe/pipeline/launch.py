@@ -4,7 +4,8 @@ Set-up first (Java and jars, the local stack, migrations, topics, the bucket), s
 is one clear message before any child starts. Then the stream job (its JVM takes longest), the bridge,
 and, once the broker confirmed the bridge's subscription, the simulator: a reading published before that
 would have no subscriber and be gone. Stopping goes the other way round with one addition: before the
-stream job stops, it is given the time to store everything the bridge forwarded.
+stream job stops, it is given the time to store everything the bridge forwarded. `sequence.RunSequence`
+carries this order out for both `sensorpipe run` and `sensorpipe bench`.
 """
 
 from __future__ import annotations
