@@ -39,6 +39,36 @@ if [ "${#need[@]}" -gt 0 ]; then
   fi
 fi
 
+# --- TimescaleDB (with --test) -------------------------------------------------------------------
+# TimescaleDB has no Debian 12 package: ../shared/timescaledb, beside the checkout, holds a build for the
+# Debian PostgreSQL 15 packages (15.20 or newer). Its files go beside the server, which `sensorpipe stack up`
+# then preloads; the suite's TimescaleDB tests fail without them.
+if [ "${1:-}" = "--test" ]; then
+  tsdb=../shared/timescaledb
+  pg_config=/usr/lib/postgresql/15/bin/pg_config
+  if [ ! -d "$tsdb/pg15" ] || [ ! -x "$pg_config" ]; then
+    if ! compgen -G "/usr/lib/postgresql/*/lib/timescaledb.so" >/dev/null; then
+      say "TimescaleDB is not installed and there is no $tsdb build for PostgreSQL 15 here: its tests will fail"
+    fi
+  else
+    lib=$("$pg_config" --pkglibdir); ext="$("$pg_config" --sharedir)/extension"
+    current=yes
+    for file in "$tsdb"/pg15/lib/*.so; do cmp -s "$file" "$lib/$(basename "$file")" || current=no; done
+    for file in "$tsdb"/pg15/extension/*; do cmp -s "$file" "$ext/$(basename "$file")" || current=no; done
+    if [ "$current" = no ]; then
+      minor=$(/usr/lib/postgresql/15/bin/postgres --version | sed -E 's/.* 15\.([0-9]+).*/\1/')
+      if [ "$minor" -lt 20 ]; then
+        say "upgrading postgresql-15 (15.$minor): the TimescaleDB build needs 15.20 or newer"
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends --only-upgrade \
+          postgresql-15 >/dev/null
+      fi
+      say "installing TimescaleDB from $tsdb beside PostgreSQL 15"
+      $SUDO bash "$tsdb/install.sh" >/dev/null
+    fi
+  fi
+fi
+
 # --- Python ----------------------------------------------------------------------------------
 python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
   || { echo "sensorpipe needs Python 3.11 or newer (found $(python3 --version))" >&2; exit 1; }
