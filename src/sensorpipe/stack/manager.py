@@ -105,6 +105,9 @@ class Stack:
                 self._start(service)
                 started.append(service)
                 report(service.name, "starting")
+                note = service.start_note()
+                if note:
+                    report(service.name, note)
             for service in started:
                 self._wait_ready(service)
                 self._provision(service)

@@ -3,6 +3,10 @@
 The server refuses to run as root, so when sensorpipe runs as root the cluster belongs to the
 `postgres` account the Debian package creates. Local connections on the cluster's own socket
 directory trust the OS user; TCP connections on 127.0.0.1 need the configured password.
+
+TimescaleDB installed beside the server (its library in the server's lib directory) is preloaded:
+without that, `create extension timescaledb` ends the session, and `db migrate` could only fall back to
+plain tables (see docs/storage.md).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from psycopg import sql
 from sensorpipe.stack.service import NotReady, Service, StackError
 
 _SUPERUSER = "postgres"
+TIMESCALEDB = "timescaledb"
 
 
 def _bindir() -> Path:
@@ -32,6 +37,12 @@ def _bindir() -> Path:
     if found:
         return Path(found).parent
     raise StackError("PostgreSQL is not installed: run `scripts/bootstrap.sh` or `apt-get install postgresql`")
+
+
+def timescaledb_library() -> Path | None:
+    """TimescaleDB's loader library in the server's lib directory (Debian: beside bin/), if installed."""
+    library = _bindir().parent / "lib" / f"{TIMESCALEDB}.so"
+    return library if library.is_file() else None
 
 
 class Postgres(Service):
@@ -109,8 +120,18 @@ class Postgres(Service):
                 )
             raise StackError(f"postgres: initdb failed:\n{result.stderr.strip()[-2000:]}{hint}")
 
+    def preload(self) -> list[str]:
+        """The libraries the server loads at start: TimescaleDB's whenever it is installed beside the server."""
+        return [TIMESCALEDB] if timescaledb_library() is not None else []
+
+    def start_note(self) -> str | None:
+        library = timescaledb_library()
+        if TIMESCALEDB not in self.preload() or library is None:
+            return None
+        return f"TimescaleDB preloaded (shared_preload_libraries = {TIMESCALEDB}, found {library})"
+
     def command(self) -> list[str]:
-        return [
+        command = [
             str(_bindir() / "postgres"),
             "-D",
             str(self._data),
@@ -121,6 +142,12 @@ class Postgres(Service):
             "-c",
             f"unix_socket_directories={self._socket_dir}",
         ]
+        libraries = self.preload()
+        if libraries:
+            command += ["-c", f"shared_preload_libraries={','.join(libraries)}"]
+        if TIMESCALEDB in libraries:
+            command += ["-c", "timescaledb.telemetry_level=off"]
+        return command
 
     def admin(self) -> psycopg.Connection[tuple[object, ...]]:
         """A superuser connection over the local socket: provisioning, and tests that need a fresh database."""

@@ -57,6 +57,10 @@ class Service(ABC):
         """Raise NotReady until the process can be provisioned; by default the full probe."""
         self.probe()
 
+    def start_note(self) -> str | None:
+        """One line worth saying when the process starts (an optional feature it starts with), if any."""
+        return None
+
     def run_as(self) -> str | None:
         """The account the process runs as, when it must not run as the invoking user."""
         return None
