@@ -44,7 +44,7 @@ def migrate(ctx: typer.Context, json_: JsonFlag = False) -> None:
         ok(f"role {role}")
     if report.timescale is not None:
         mark = "[green]✓[/]" if report.timescale.enabled else "[yellow]·[/]"
-        console.print(f"{mark} TimescaleDB: {report.timescale.detail}")
+        console.print(f"{mark} {report.timescale.detail}")
 
 
 @app.command("stats")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from sensorpipe.config import Settings
 from sensorpipe.doctor.check import Check, failed, passed, split_fix
-from sensorpipe.storage.errors import StorageError, connected
+from sensorpipe.storage.errors import PRELOAD_FIX, StorageError, connected
 from sensorpipe.storage.migrate import load_migrations
+from sensorpipe.storage.timescale import PRELOADED
 
 MIGRATE = "`sensorpipe db migrate`"
 
@@ -115,6 +116,7 @@ def check_timescale(settings: Settings) -> Check:
             available = conn.execute(
                 "select default_version, installed_version from pg_available_extensions where name = 'timescaledb'"
             ).fetchone()
+            preloaded = conn.execute(PRELOADED).fetchone() is not None
     except StorageError as e:
         return _unreachable(name, e)
     if available is None:
@@ -125,20 +127,35 @@ def check_timescale(settings: Settings) -> Check:
                 "use a TimescaleDB server (the timescale/timescaledb image) or set timescale.mode = auto",
             )
         return passed(name, f"not available: plain PostgreSQL tables (timescale.mode = {mode}; informational)")
-    return _installed(settings, *available)
+    return _installed(settings, *available, preloaded=preloaded)
 
 
-def _installed(settings: Settings, default: str, installed: str | None) -> Check:
-    """TimescaleDB is available on the server: whether it is installed in the database, and used."""
+def _installed(settings: Settings, default: str, installed: str | None, *, preloaded: bool) -> Check:
+    """TimescaleDB is available on the server: whether it is loaded, installed in the database, and used."""
     name = "timescaledb"
     mode = settings.timescale.mode
     if mode == "off":
         return passed(name, f"available ({default}) but off by configuration (timescale.mode = off)")
+    if not preloaded:
+        return _not_preloaded(settings, default, installed)
     if installed is None:
         if mode == "on":
             return failed(name, f"available ({default}) but not installed in {settings.postgres.database}", MIGRATE)
         return passed(name, f"available ({default}), not installed yet: {MIGRATE} installs it")
     return passed(name, f"installed ({installed})")
+
+
+def _not_preloaded(settings: Settings, default: str, installed: str | None) -> Check:
+    """Installed on the server but not loaded at its start: unusable, an error only where it is needed."""
+    name = "timescaledb"
+    if installed is not None:
+        database = settings.postgres.database
+        return failed(name, f"{database} uses TimescaleDB {installed}, which the server does not preload", PRELOAD_FIX)
+    if settings.timescale.mode == "on":
+        return failed(name, f"TimescaleDB {default} is installed on the server but not preloaded", PRELOAD_FIX)
+    return passed(
+        name, f"installed on the server ({default}) but not preloaded: plain tables (informational; {PRELOAD_FIX})"
+    )
 
 
 __all__ = ["check_connect", "check_migrations", "check_raw_data", "check_roles", "check_timescale"]

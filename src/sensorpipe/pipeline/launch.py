@@ -65,6 +65,8 @@ def prepare(settings: Settings, report: Report) -> None:
         Stack(settings).up(report)
         migrated = migrate(settings)
         report("database", f"migrated ({len(migrated.applied)} applied, {len(migrated.already)} already)")
+        if migrated.timescale is not None:
+            report("database", migrated.timescale.detail)
         create_topics(settings.kafka)
         report("kafka", f"topics {settings.kafka.topic}, {settings.kafka.dlq_topic} ready")
         if settings.lake.backend == "s3":

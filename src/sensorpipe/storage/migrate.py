@@ -92,7 +92,7 @@ def migrate(settings: Settings) -> MigrationReport:
                 _apply(conn, migration, settings)
                 logger.info("applied migration %s", label)
                 report.applied.append(label)
-            report.timescale = apply_timescale(conn, settings.timescale)
+            report.timescale = apply_timescale(conn, settings)
     except psycopg.errors.InsufficientPrivilege as e:
         raise StorageError(
             f"{pg.user} may not change {pg.database} ({e.diag.message_primary}): `db migrate` runs as the database"

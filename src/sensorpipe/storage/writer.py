@@ -46,7 +46,7 @@ from psycopg.pq import Format
 
 from sensorpipe.clients.backoff import Backoff
 from sensorpipe.config import PostgresSettings
-from sensorpipe.storage.errors import Role, StorageError, connection_error
+from sensorpipe.storage.errors import Role, StorageError, connection_error, not_preloaded, preload_error
 
 __all__ = [
     "AGGREGATE_COLUMNS",
@@ -223,6 +223,8 @@ def explain(settings: PostgresSettings, role: Role, error: psycopg.Error) -> Sto
     message = error.diag.message_primary or str(error).strip() or type(error).__name__
     if isinstance(error, errors.UndefinedTable | errors.UndefinedColumn):
         return StorageError(f"{message} in {where}: run `sensorpipe db migrate`")
+    if not_preloaded(error):
+        return preload_error(settings)
     if isinstance(error, errors.InsufficientPrivilege):
         return StorageError(f"{message} in {where}: run `sensorpipe db migrate` (it grants the {role} role)")
     if error.sqlstate and error.sqlstate[:2] in {"22", "23"}:
