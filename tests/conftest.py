@@ -8,20 +8,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from psycopg import sql
 
 from sensorpipe.config import Settings, load_settings
 from sensorpipe.stack import Stack
 from sensorpipe.stack.postgres import Postgres
 from tests.ingest_support import BridgeProcess, Lane
 from tests.pipeline_support import Pipeline
-from tests.support import PrivateBroker, fresh_home, write_config
+from tests.support import PrivateBroker, PrivatePostgres, fresh_home, new_database, write_config
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -111,10 +109,39 @@ def pipeline(stack_config: Path) -> Iterator[Pipeline]:
 @pytest.fixture
 def empty_db(stack_settings: Settings) -> Iterator[str]:
     """A new, empty database owned by the pipeline's role on the session stack, dropped afterwards."""
-    name = f"test_{uuid.uuid4().hex[:10]}"
-    owner = sql.Identifier(stack_settings.postgres.user)
+    with new_database(stack_settings) as name:
+        yield name
+
+
+TIMESCALEDB_REQUIRED = "SENSORPIPE_TEST_TIMESCALEDB"
+"""`required` (scripts/test sets it): a session stack without TimescaleDB fails its tests instead of skipping them."""
+
+
+@pytest.fixture(scope="session")
+def timescaledb(stack_settings: Settings) -> str:
+    """The TimescaleDB version the session stack's PostgreSQL preloads (`stack up` preloads it when installed)."""
     with Postgres(stack_settings).admin() as conn:
-        conn.execute(sql.SQL("create database {} owner {}").format(sql.Identifier(name), owner))
-    yield name
-    with Postgres(stack_settings).admin() as conn:
-        conn.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(name)))
+        row = conn.execute("select default_version from pg_available_extensions where name = 'timescaledb'").fetchone()
+        preload = conn.execute("select current_setting('shared_preload_libraries')").fetchone()
+    if row is None:
+        reason = "TimescaleDB is not installed beside PostgreSQL: `scripts/bootstrap.sh --test` installs it"
+    elif preload is None or "timescaledb" not in str(preload[0]):
+        reason = f"TimescaleDB {row[0]} is installed but the session stack's PostgreSQL does not preload it"
+    else:
+        return str(row[0])
+    if os.environ.get(TIMESCALEDB_REQUIRED) == "required":
+        pytest.fail(f"{reason} ({TIMESCALEDB_REQUIRED}=required)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def unloaded_postgres() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL of its own with TimescaleDB installed but not preloaded (see PrivatePostgres)."""
+    home = fresh_home("sensorpipe-unloaded-")
+    server = PrivatePostgres(home)
+    try:
+        server.start(preload=False)
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(home, ignore_errors=True)

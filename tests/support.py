@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from sensorpipe.config import load_settings
+from psycopg import sql
+
+from sensorpipe.config import Settings, load_settings
 from sensorpipe.stack.mosquitto import Mosquitto
+from sensorpipe.stack.postgres import Postgres
 from sensorpipe.stack.process import spawn, stop
 from sensorpipe.stack.service import NotReady
 
@@ -161,3 +168,60 @@ class PrivateBroker:
 
     def stop(self) -> None:
         stop(self.service.pid_file)
+
+
+@contextmanager
+def new_database(settings: Settings) -> Iterator[str]:
+    """A new, empty database owned by the pipeline's role on the stack of `settings`, dropped afterwards."""
+    name = f"test_{uuid.uuid4().hex[:10]}"
+    owner = sql.Identifier(settings.postgres.user)
+    with Postgres(settings).admin() as conn:
+        conn.execute(sql.SQL("create database {} owner {}").format(sql.Identifier(name), owner))
+    try:
+        yield name
+    finally:
+        with Postgres(settings).admin() as conn:
+            conn.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(name)))
+
+
+class _WithoutPreload(Postgres):
+    def preload(self) -> list[str]:
+        return []
+
+
+class PrivatePostgres:
+    """A PostgreSQL of a test's own on a free port, provisioned as `stack up` does it.
+
+    `start(preload=False)` leaves TimescaleDB out of shared_preload_libraries although it is installed:
+    the server as it is right after TimescaleDB's package was installed (the session's preloads it).
+    """
+
+    def __init__(self, home: Path) -> None:
+        ports = {**ports_from(0), "postgres": free_port()}
+        self.config = write_config(home, ports)
+        self.settings = load_settings(config_file=self.config)
+        self.service = Postgres(self.settings)
+
+    def start(self, *, preload: bool) -> None:
+        self.service = Postgres(self.settings) if preload else _WithoutPreload(self.settings)
+        self.service.prepare()
+        spawn(
+            self.service.command(),
+            log_file=self.service.log_file,
+            pid_file=self.service.pid_file,
+            cwd=self.service.dir,
+            user=self.service.run_as(),
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                self.service.ready()
+                break
+            except NotReady:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        self.service.provision()
+
+    def stop(self) -> None:
+        stop(self.service.pid_file, sig=signal.SIGINT)

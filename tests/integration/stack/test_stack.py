@@ -22,6 +22,7 @@ from sensorpipe.clients.kafka_client import client_config
 from sensorpipe.clients.mqtt_client import connect, make_client
 from sensorpipe.config import S3Settings, Settings, load_settings
 from sensorpipe.stack import Stack
+from sensorpipe.stack.postgres import timescaledb_library
 from sensorpipe.stack.process import group_members, stat_fields
 from sensorpipe.storage.s3 import S3Error, list_buckets, s3_client
 from tests.support import STACK_BASES, TEST_PORTS, fresh_home, listening_addresses, ports_from, sensorpipe, write_config
@@ -233,6 +234,8 @@ def test_down_stops_exactly_our_processes_and_keeps_data() -> None:
     try:
         up = sensorpipe("stack", "up", config=config)
         assert up.returncode == 0, up.stdout + up.stderr
+        preloaded = [line for line in up.stdout.splitlines() if "TimescaleDB preloaded" in line]
+        assert len(preloaded) == (1 if timescaledb_library() else 0), up.stdout
         status = _status(config)
         assert "s3" not in status
         assert status["lake"]["uri"] == (home / "lake").as_uri()

@@ -1,12 +1,13 @@
-"""`db migrate` and `db stats` against the real PostgreSQL of the session stack, each test in a database of its own."""
+"""`db migrate` and `db stats` against the real PostgreSQL of the session stack, each test in a database of its own.
+
+TimescaleDB's part (the session stack preloads it) and the plain-PostgreSQL fallbacks: test_timescale.py.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import psycopg
 import pytest
@@ -31,8 +32,6 @@ def test_migrate_from_empty_then_again_changes_nothing(stack_config: Path, empty
     assert first.returncode == 0, first.stdout + first.stderr
     report = json.loads(first.stdout)
     assert report["applied"] == [f"{m.version:04d}_{m.name}" for m in load_migrations()]
-    assert report["timescale"]["enabled"] is False
-    assert "not available" in report["timescale"]["detail"]
 
     second = sensorpipe("--set", f"postgres.database={empty_db}", "db", "migrate", "--json", config=stack_config)
     assert second.returncode == 0, second.stdout + second.stderr
@@ -93,14 +92,6 @@ def test_an_edited_migration_is_refused_not_rerun(stack_config: Path, stack_sett
     assert "Traceback" not in result.stderr
 
 
-def test_timescale_required_on_plain_postgres_is_a_clear_error(stack_config: Path, empty_db: str) -> None:
-    result = sensorpipe(
-        "--set", f"postgres.database={empty_db}", "--set", "timescale.mode=on", "db", "migrate", config=stack_config
-    )
-    assert result.returncode == 1
-    assert "timescale.mode is on but this PostgreSQL has no TimescaleDB extension" in result.stderr
-
-
 def test_stats_count_what_the_tables_hold(stack_config: Path, stack_settings: Settings, empty_db: str) -> None:
     settings = in_db(stack_settings, empty_db)
     unmigrated = sensorpipe("--set", f"postgres.database={empty_db}", "db", "stats", config=stack_config)
@@ -126,25 +117,3 @@ def test_stats_count_what_the_tables_hold(stack_config: Path, stack_settings: Se
     assert sizes["sensor_data"]["index_bytes"] > 0
     human = sensorpipe("--set", f"postgres.database={empty_db}", "db", "stats", config=stack_config)
     assert "3 readings from 2 sensor(s)" in human.stdout
-
-
-@pytest.mark.skipif(not os.environ.get("TIMESCALEDB_URL"), reason="TIMESCALEDB_URL does not name a TimescaleDB server")
-def test_timescaledb_for_real(stack_settings: Settings) -> None:
-    url = urlparse(os.environ["TIMESCALEDB_URL"])
-    postgres = stack_settings.postgres.model_copy(
-        update={
-            "host": url.hostname,
-            "port": url.port or 5432,
-            "database": url.path.lstrip("/"),
-            "user": unquote(url.username or ""),
-            "password": unquote(url.password or ""),
-        }
-    )
-    settings = stack_settings.model_copy(update={"postgres": postgres})
-    report = migrate(settings)
-    assert report.timescale is not None and report.timescale.enabled
-    again = migrate(settings)
-    assert again.applied == []
-    with connect(settings) as conn:
-        hypertables = {r[0] for r in conn.execute("select hypertable_name from timescaledb_information.hypertables")}
-    assert {"sensor_data", "sensor_data_1m"} <= hypertables

@@ -1,4 +1,4 @@
-"""The TimescaleDB path, by the exact statements `db migrate` issues (the local stack has no TimescaleDB)."""
+"""The TimescaleDB path, by the exact statements `db migrate` issues (their effect: tests/integration/storage)."""
 
 from __future__ import annotations
 
