@@ -27,7 +27,7 @@ PRELOAD_FIX = (
 
 def not_preloaded(error: psycopg.Error) -> bool:
     """TimescaleDB's refusal to run in a server that did not preload it (a FATAL: the session is gone)."""
-    return error.sqlstate == "XX000" and "must be preloaded" in (error.diag.message_primary or "")
+    return error.sqlstate == "XX000" and "must be preloaded" in (error.diag.message_primary or str(error))
 
 
 def preload_error(pg: PostgresSettings) -> StorageError:

@@ -106,7 +106,7 @@ def apply_timescale(conn: psycopg.Connection, settings: Settings) -> TimescaleOu
         # Class 58: the server cannot load the extension's library (e.g. built for another PostgreSQL version).
         return _unusable(
             mode,
-            f"TimescaleDB {available} is installed on this server but does not load ({e.diag.message_primary})",
+            f"TimescaleDB {available} is installed on this server but does not load ({e.diag.message_primary or e})",
             "install the TimescaleDB build for this PostgreSQL version",
         )
     version_row = conn.execute("select extversion from pg_extension where extname = 'timescaledb'").fetchone()

@@ -122,3 +122,6 @@ def test_permanent_errors_name_the_fix() -> None:
     assert "postgres.writer_user/writer_password" in str(login)
     assert isinstance(explain(pg, "writer", errors.CheckViolation("out of range")), InvalidBatch)
     assert isinstance(explain(pg, "writer", errors.InternalError("boom")), StorageError)
+    unloaded = explain(pg, "writer", errors.lookup("XX000")('extension "timescaledb" must be preloaded'))
+    assert "sensordb at 127.0.0.1:5999 uses TimescaleDB, which this server does not preload" in str(unloaded)
+    assert "shared_preload_libraries" in str(unloaded)
