@@ -205,6 +205,7 @@ def test_a_second_run_is_refused_and_ctrl_c_stops_in_order_after_storing_what_wa
     assert order == ["simulator", "bridge", "stream"], out
     assert "stream job: everything forwarded is stored" in out
     assert "pipeline stopped (interrupted)" in out
+    assert sum(line.startswith("  database: TimescaleDB") for line in out.splitlines()) == 1, out  # on or off, why
     records = assert_exactly_once(run)
     assert f"stored {records:,} · lake {records:,}" in events[-1], out  # the last progress line: the totals
     assert_nothing_left(started_pids(out), run.settings)
