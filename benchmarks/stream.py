@@ -10,9 +10,10 @@
    p50/p99 of the `readings` and `aggregates` queries from their progress lines (trigger start to commit,
    after warm-up); CPU per 10,000 readings of each service and of the job's JVM and Python processes; the
    database and the lake must hold every reading.
-2. The same job with decoding done by a plain Python UDF (`@udf` over the Kafka value, pickled rows)
-   instead of the job's native Column expressions: the job and its sinks are the real ones, only its
-   `decode` is swapped in a bench-only process (the product's decode.py is not touched).
+2. The same job with decoding done by a plain Python UDF (`@udf` over each Kafka record, pickled rows)
+   instead of the job's native Column expressions: the data contract's reference decoder, the oracle the
+   native decode is tested against. The job and its sinks are the real ones, only its `decode` is swapped
+   in a bench-only process (the product's decode.py is not touched).
 3. Latency at a steady rate: the job running continuously (1 s trigger), readings produced at `--rate`
    per second (default: half the sustained rate of 1., at most 25,000) for `--latency-warmup` seconds (JIT,
    every query's first batches; not measured), then for `--latency-duration` seconds.
@@ -59,7 +60,9 @@ from sensorpipe.bench.home import private_config
 from sensorpipe.clients.kafka_client import client_config
 from sensorpipe.clients.topics import create_topics
 from sensorpipe.config import Settings, load_settings
-from sensorpipe.simulator.readings import HUMIDITY_RANGE, TEMPERATURE_RANGE
+from sensorpipe.contract.measurements import MEASUREMENTS
+from sensorpipe.contract.reference import Record, Rules
+from sensorpipe.contract.reference import decode as decode_record
 from sensorpipe.stack import Stack
 from sensorpipe.stack.process import ProcessSnapshot
 from sensorpipe.storage.lake import RAW, read_dataset
@@ -78,110 +81,33 @@ Candidate = tuple[Any, ...]  # one row of the UDF's result
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The bench-only Python UDF decode: the same output columns as sensorpipe.stream.decode.decode, for raw
-# JSON objects and arrays (the encoding this bench produces) with the same per-reading checks.
+# The Python UDF decode: the data contract's reference decoder (sensorpipe.contract.reference) run on each
+# Kafka record in one UDF, with the same output columns as sensorpipe.stream.decode.decode.
 
 
-def _reject(encoding: str, pos: int, payload: bytes, reason: str, detail: str, raw: str | None = None) -> Candidate:
-    return (encoding, pos, None, "received", None, None, None, raw, payload, reason, detail)
-
-
-def _epoch(number: float) -> datetime | None:
-    seconds = number / 1000 if number > 1e11 else number
-    if not (0 <= seconds < 253_402_300_800.0):
-        return None
-    return datetime.fromtimestamp(round(seconds * 1_000_000) / 1_000_000, UTC)
-
-
-_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:?\d{2})$")
-
-
-def is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-def _element(element: Any, pos: int, batch: bool, value: bytes, default_id: str) -> Candidate:  # noqa: PLR0911, PLR0912
-    raw = json.dumps(element, sort_keys=True, separators=(",", ":"))
-    payload = raw.encode() if batch else value
-    if not isinstance(element, dict):
-        return _reject("raw_json", pos, payload, "not_an_object", f"element {pos} is {type(element).__name__}", raw)
-    ids = []
-    for name in ("sensor_id", "device_id"):
-        v = element.get(name)
-        if v is not None and not (isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool))):
-            return _reject("raw_json", pos, payload, "wrong_type", f"{name} is not a string or an integer", raw)
-        if v is not None and str(v) != "":
-            ids.append(str(v))
-    temperature, humidity = element.get("temperature"), element.get("humidity")
-    if temperature is None and humidity is None:
-        return _reject("raw_json", pos, payload, "missing_values", "neither temperature nor humidity", raw)
-    for name, v, (low, high) in (
-        ("temperature", temperature, TEMPERATURE_RANGE),
-        ("humidity", humidity, HUMIDITY_RANGE),
-    ):
-        if v is None:
-            continue
-        if not is_number(v):
-            return _reject("raw_json", pos, payload, "wrong_type", f"{name} is not a number", raw)
-        if not math.isfinite(v):
-            return _reject("raw_json", pos, payload, "not_finite", f"{name} is not a finite number", raw)
-        if not low <= v <= high:
-            return _reject("raw_json", pos, payload, "out_of_range", f"{name} {v} outside [{low:g}, {high:g}]", raw)
-    stamp = element.get("timestamp")
-    moment = None
-    if stamp is not None:
-        if is_number(stamp) and math.isfinite(stamp):
-            moment = _epoch(float(stamp))
-        elif isinstance(stamp, str) and _ISO.match(stamp):
-            try:
-                moment = datetime.fromisoformat(stamp).astimezone(UTC)
-            except ValueError:
-                moment = None
-        if moment is None:
-            return _reject("raw_json", pos, payload, "bad_timestamp", f"timestamp {stamp!r} is not usable", raw)
-    return (
-        "raw_json",
-        pos,
-        moment,
-        "payload" if moment else "received",
-        ids[0] if ids else default_id,
-        float(temperature) if temperature is not None else None,
-        float(humidity) if humidity is not None else None,
-        raw,
-        payload,
-        None,
-        None,
-    )
-
-
-def _refuse_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
-
-
-def parse_value(value: bytes | None, max_bytes: int, default_id: str) -> list[Candidate]:  # noqa: PLR0911
-    """Every reading candidate of one Kafka value, as the UDF's array of structs."""
-    data = bytes(value or b"")
-    if not data.strip():
-        return [_reject("unknown", 0, data, "empty", "no payload")]
-    if len(data) > max_bytes:
-        return [_reject("unknown", 0, data, "payload_too_large", f"{len(data)} bytes, more than {max_bytes}")]
-    try:
-        doc = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
-    except UnicodeDecodeError:
-        return [_reject("unknown", 0, data, "undecodable", "the payload is not UTF-8 text")]
-    except ValueError:
-        return [_reject("raw_json", 0, data, "not_json", "the decoded payload is not one JSON value")]
-    if isinstance(doc, list):
-        if not doc:
-            return [_reject("raw_json", 0, data, "empty", "a batch without readings")]
-        return [_element(e, pos, True, data, default_id) for pos, e in enumerate(doc)]
-    if not isinstance(doc, dict):
-        return [_reject("raw_json", 0, data, "not_an_object", f"the payload is {type(doc).__name__}")]
-    return [_element(doc, 0, False, data, default_id)]
+def udf_candidates(
+    value: bytes | None,
+    headers: list[Any] | None,
+    kafka_us: int,
+    rules: Rules,
+) -> list[Candidate]:
+    """Every reading candidate of one Kafka record, as the UDF's array of structs."""
+    timestamp = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=kafka_us)
+    pairs = tuple((h["key"], None if h["value"] is None else bytes(h["value"])) for h in headers or ())
+    decoded = decode_record(Record(None if value is None else bytes(value), timestamp, pairs), rules)
+    names = [m.name for m in MEASUREMENTS]
+    rows: list[tuple[int, Candidate]] = []
+    for r in decoded.readings:
+        reading = (r.time, r.time_source, r.sensor_id, *(r.values[n] for n in names), r.raw_data)
+        rows.append((r.element, (decoded.encoding, r.element, *reading, None, None, None)))
+    for j in decoded.rejects:
+        nothing = (None, "received", None, *(None for _ in names), None)
+        rows.append((j.element, (decoded.encoding, j.element, *nothing, j.payload, j.reason.value, j.detail)))
+    return [candidate for _, candidate in sorted(rows, key=lambda row: row[0])]
 
 
 def udf_decode(kafka: Any, settings: Settings) -> Any:
-    """`decode` with the parsing and checks in one Python UDF per Kafka record (the job's other steps unchanged)."""
+    """`decode` done by the reference decoder in one Python UDF per Kafka record (the job's other steps unchanged)."""
     from pyspark.sql import functions as F
     from pyspark.sql.types import (
         ArrayType,
@@ -200,25 +126,27 @@ def udf_decode(kafka: Any, settings: Settings) -> Any:
         ("time", TimestampType()),
         ("time_source", StringType()),
         ("sensor_id", StringType()),
-        ("temperature", DoubleType()),
-        ("humidity", DoubleType()),
+        *((m.name, DoubleType()) for m in MEASUREMENTS),
         ("raw_data", StringType()),
         ("payload", BinaryType()),
         ("reject_reason", StringType()),
         ("reject_detail", StringType()),
     ]
     schema = ArrayType(StructType([StructField(name, kind) for name, kind in fields]))
-    max_bytes, default_id = settings.stream.max_payload_bytes, settings.readings.default_sensor_id
-    parse = F.udf(lambda value: parse_value(value, max_bytes, default_id), schema, useArrow=False)
-    rows = kafka.select("topic", "partition", "offset", "timestamp", F.explode(parse("value")).alias("r"))
+    rules = Rules.from_settings(settings)
+    parse = F.udf(
+        lambda value, headers, kafka_us: udf_candidates(value, headers, kafka_us, rules), schema, useArrow=False
+    )
+    # Spark hands a UDF timestamps as naive local times: the Kafka timestamp goes in as micros.
+    candidates = parse("value", "headers", F.unix_micros("timestamp"))
+    rows = kafka.select("topic", "partition", "offset", F.explode(candidates).alias("r"))
     return rows.select(
         "r.encoding",
         "r.element",
-        F.coalesce("r.time", "timestamp").alias("time"),
+        "r.time",
         "r.time_source",
-        F.coalesce("r.sensor_id", F.lit(default_id)).alias("sensor_id"),
-        "r.temperature",
-        "r.humidity",
+        "r.sensor_id",
+        *(f"r.{m.name}" for m in MEASUREMENTS),
         "r.raw_data",
         "topic",
         "partition",

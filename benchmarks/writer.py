@@ -33,10 +33,11 @@ from rich.table import Table
 
 from sensorpipe.bench.home import private_config
 from sensorpipe.config import PostgresSettings, load_settings
+from sensorpipe.contract.columns import READING_COLUMNS
 from sensorpipe.stack import Stack
 from sensorpipe.stack.postgres import Postgres
 from sensorpipe.storage.migrate import migrate
-from sensorpipe.storage.writer import READING_COLUMNS, READING_TYPES, DatabaseWriter, RawJsonb, copy_rows
+from sensorpipe.storage.writer import READING_TYPES, DatabaseWriter, RawJsonb, copy_rows
 
 BASE_PORT = 25000
 SIZES = {1_000: 30, 10_000: 10, 100_000: 3}  # batch size: repetitions

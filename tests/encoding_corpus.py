@@ -1,8 +1,8 @@
 """Kafka record values in every encoding and with every oddity, with the label the stream job gives each.
 
-tests/unit/stream/test_encodings.py checks the Python detector against the labels;
-tests/integration/stream/test_decode.py
-runs the same values through Spark's `decode`, the reference, and checks that both agree.
+tests/unit/contract/test_encodings.py checks the contract's `unwrap` (and so the reference decoder) against
+the labels; tests/integration/stream/test_decode.py runs the same values through Spark's `decode` and
+checks that both agree.
 """
 
 from __future__ import annotations
@@ -11,8 +11,12 @@ import base64
 import json
 from typing import Any, NamedTuple
 
+from sensorpipe.contract.identity import TopicIds
+from sensorpipe.contract.reference import Rules
+
 MAX_BYTES = 4096
 """stream.max_payload_bytes for this corpus."""
+RULES = Rules(max_payload_bytes=MAX_BYTES, default_sensor_id="default", topic_ids=TopicIds(("sensors/+/data",)))
 
 READING = {"sensor_id": "s-1", "timestamp": 1712921712.123, "temperature": 21.5, "humidity": 40.25}
 

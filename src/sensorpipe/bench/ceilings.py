@@ -60,11 +60,13 @@ from psycopg import sql
 
 from sensorpipe.bench.accounting import epoch_ms
 from sensorpipe.bench.report import MQTT_STAGE, Ceiling
-from sensorpipe.bridge.forwarder import HEADER_RECEIVED_AT, HEADER_TOPIC, Headers, producer_config
+from sensorpipe.bridge.forwarder import Headers, producer_config
 from sensorpipe.clients.kafka_client import KafkaError, client_config, cluster_metadata
 from sensorpipe.clients.mqtt_client import connect, make_client
 from sensorpipe.clients.topics import create_missing
 from sensorpipe.config import MqttSettings, Settings
+from sensorpipe.contract.columns import READING_COLUMNS
+from sensorpipe.contract.headers import HEADER_RECEIVED_AT, HEADER_TOPIC
 from sensorpipe.contract.identity import SensorKeys
 from sensorpipe.errors import SensorpipeError
 from sensorpipe.simulator.readings import Fleet, FleetSpec, Message
@@ -75,7 +77,7 @@ from sensorpipe.storage.lake import (
     write_partitioned,
 )
 from sensorpipe.storage.s3 import delete_prefix, s3_client
-from sensorpipe.storage.writer import READING_COLUMNS, READING_TYPES, RawJsonb, Row, copy_rows, explain
+from sensorpipe.storage.writer import READING_TYPES, RawJsonb, Row, copy_rows, explain
 
 __all__ = [
     "BENCH_PREFIX",

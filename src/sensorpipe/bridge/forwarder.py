@@ -36,13 +36,13 @@ from sensorpipe.clients.backoff import Backoff
 from sensorpipe.clients.kafka_client import KafkaError, client_config, refused_sasl_login
 from sensorpipe.clients.mqtt_client import connect_error, refused_login
 from sensorpipe.config import Settings
-from sensorpipe.contract.identity import SensorKeys
+from sensorpipe.contract.headers import HEADER_RECEIVED_AT, HEADER_TOPIC
+from sensorpipe.contract.identity import SensorKeys, id_subscriptions
+from sensorpipe.contract.reasons import Reason
 from sensorpipe.errors import SensorpipeError
 
 logger = logging.getLogger(__name__)
 
-HEADER_TOPIC = "mqtt_topic"
-HEADER_RECEIVED_AT = "mqtt_received_at_ms"
 MAX_RECORD_BYTES = 1_000_000
 """Kafka's default record limit; a larger MQTT payload goes to the dead-letter topic with its reason."""
 
@@ -107,7 +107,7 @@ class Bridge:
     ) -> None:
         self.settings = settings
         self.metrics = metrics or BridgeMetrics()
-        self.subscriptions = tuple(t for t in (settings.mqtt.topic, settings.mqtt.legacy_topic) if t)
+        self.subscriptions = id_subscriptions(settings.mqtt)
         self._keys = SensorKeys(self.subscriptions, settings.readings.default_sensor_id)
         self._pending: collections.deque[_Pending] = collections.deque()
         self._generation = 0
@@ -411,13 +411,13 @@ class Bridge:
     ) -> None:
         """Kafka cannot hold it; the dead-letter topic gets its reason and its first kilobyte."""
         record = {
-            "reason": "payload_too_large",
+            "reason": Reason.PAYLOAD_TOO_LARGE.value,
             "detail": f"{len(payload)} bytes, more than Kafka's record limit of {MAX_RECORD_BYTES}",
             "mqtt_topic": topic,
             "received_at_ms": received_ms,
             "payload_prefix_base64": base64.b64encode(payload[:1024]).decode(),
         }
-        self.metrics.dead_lettered.labels("payload_too_large").inc()
+        self.metrics.dead_lettered.labels(Reason.PAYLOAD_TOO_LARGE.value).inc()
         logger.warning("dead-lettered a %d-byte message from %s: larger than Kafka's record limit", len(payload), topic)
         key = self._keys.key(topic, b"")
         self._produce(self.settings.kafka.dlq_topic, json.dumps(record).encode(), key, headers, received_ms, pending)

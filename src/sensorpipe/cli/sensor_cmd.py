@@ -9,7 +9,7 @@ import typer
 from sensorpipe.cli.console import console, fail, ok, print_json
 from sensorpipe.cli.context import app_context
 from sensorpipe.config.credentials import CredentialsError, load_credentials
-from sensorpipe.simulator.readings import topic_for
+from sensorpipe.contract.identity import topic_for
 from sensorpipe.stack import StackError
 from sensorpipe.stack.mosquitto import add_sensor_logins
 

@@ -6,6 +6,7 @@ wrapped records are no data loss; but they mean something other than the bridge 
 its own guarantees (or none), and that is what this check reports. It reads the latest records of every
 partition as a guest (assigned partitions, a group id of its own, no commits), so no consumer group moves.
 A few records that are not JSON are sensor data errors, dead-lettered by the stream job: not a failure here.
+Each record is read by the data contract's reference decoder, as the stream job would read it.
 """
 
 from __future__ import annotations
@@ -13,16 +14,18 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from confluent_kafka import KafkaError as RdKafkaError
 from confluent_kafka import TopicPartition
 
-from sensorpipe.bridge.forwarder import HEADER_TOPIC
 from sensorpipe.clients.kafka_client import KafkaError, watermarks
 from sensorpipe.config import KafkaSettings, Settings
+from sensorpipe.contract.encodings import WRAPPED
+from sensorpipe.contract.headers import HEADER_TOPIC
+from sensorpipe.contract.reference import Record, Rules, decode
 from sensorpipe.doctor.check import Check, failed, passed, split_fix
 from sensorpipe.monitoring.tail import KafkaRecord, guest_consumer, kafka_record, missing_topic
-from sensorpipe.stream.encodings import WRAPPED, detect
 
 SAMPLE = 200
 """How many of the latest records to look at, across partitions."""
@@ -99,18 +102,34 @@ def _where(record: KafkaRecord) -> str:
     return f"{record.topic}[{record.partition}]@{record.offset}"
 
 
-def judge(name: str, topic: str, records: Sequence[KafkaRecord], max_bytes: int) -> Check:
+def _decoded(record: KafkaRecord, rules: Rules) -> tuple[str, bool]:
+    """(encoding, unwrapped) of a record as the stream job decodes it."""
+    found = decode(
+        Record(
+            value=record.payload,
+            timestamp=record.timestamp or datetime.now(UTC),
+            headers=record.headers,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        ),
+        rules,
+    )
+    return found.encoding, found.unwrapped
+
+
+def judge(name: str, topic: str, records: Sequence[KafkaRecord], rules: Rules) -> Check:
     """✓ for raw JSON (and a few records that are not JSON), ✗ for wrapped records or mostly not JSON."""
     wrapped: Counter[str] = Counter()
     raw = 0
     first_wrapped: KafkaRecord | None = None
     not_json: list[KafkaRecord] = []
     for record in records:
-        found = detect(record.payload, max_bytes)
-        if not found.decodes:
+        encoding, unwrapped = _decoded(record, rules)
+        if not unwrapped:
             not_json.append(record)
-        elif found.encoding in WRAPPED:
-            wrapped[found.encoding] += 1
+        elif encoding in WRAPPED:
+            wrapped[encoding] += 1
             first_wrapped = first_wrapped or record
         else:
             raw += 1
@@ -147,7 +166,7 @@ def check_records(settings: Settings) -> Check:
         return failed(name, cause, fix)
     if not records:
         return passed(name, f"no records yet on {topic}")
-    return judge(name, topic, records, settings.stream.max_payload_bytes)
+    return judge(name, topic, records, Rules.from_settings(settings))
 
 
 __all__ = ["CONVERTER", "check_records", "judge", "latest_records", "spread"]

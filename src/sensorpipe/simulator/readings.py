@@ -19,8 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-TEMPERATURE_RANGE = (-80.0, 150.0)
-HUMIDITY_RANGE = (0.0, 100.0)
+from sensorpipe.contract.identity import topic_for
+from sensorpipe.contract.measurements import HUMIDITY, TEMPERATURE
+
 LEGACY_TOPIC = "sensors/data"
 
 _DAY_MS = 86_400_000
@@ -81,13 +82,6 @@ class Message(NamedTuple):
     payload: bytes
     readings: int  # reading slots in the message, valid or not
     malformed: Malformed | None
-
-
-def topic_for(subscription: str, sender: str) -> str:
-    """The topic a sensor (or gateway) publishes on: the bridge's subscription with its + level filled in."""
-    levels = subscription.split("/")
-    levels[levels.index("+")] = sender
-    return "/".join(levels)
 
 
 def sensor_id(number: int) -> str:
@@ -154,8 +148,10 @@ class Fleet:
         self._walk_t[index] = walk_t
         self._walk_h[index] = walk_h
         cycle = math.sin(2 * math.pi * ((ms % _DAY_MS) / 3_600_000 - _WARMEST_HOUR + 6) / 24)
-        temperature = min(max(self._base_t[index] + self._amp_t[index] * cycle + walk_t, -80.0), 150.0)
-        humidity = min(max(self._base_h[index] - self._amp_h[index] * cycle + walk_h, 0.0), 100.0)
+        temperature = self._base_t[index] + self._amp_t[index] * cycle + walk_t
+        humidity = self._base_h[index] - self._amp_h[index] * cycle + walk_h
+        temperature = min(max(temperature, TEMPERATURE.low), TEMPERATURE.high)
+        humidity = min(max(humidity, HUMIDITY.low), HUMIDITY.high)
         return ms, temperature, humidity
 
     def _object(self, now: float, kind: Malformed | None) -> str:
@@ -208,10 +204,8 @@ class Fleet:
 
 __all__ = [
     "BATCH_KINDS",
-    "HUMIDITY_RANGE",
     "LEGACY_TOPIC",
     "SINGLE_KINDS",
-    "TEMPERATURE_RANGE",
     "Fleet",
     "FleetSpec",
     "Malformed",

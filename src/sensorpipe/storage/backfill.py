@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 from sensorpipe.config import Settings
+from sensorpipe.contract.columns import READING_COLUMNS
 from sensorpipe.storage.errors import connected
 from sensorpipe.storage.lake import RAW, read_dataset
-from sensorpipe.storage.writer import READING_COLUMNS, DatabaseWriter
+from sensorpipe.storage.writer import DatabaseWriter
 
 WRITE_BATCH_ROWS = 50_000
 """Readings per COPY: large enough to amortise a round trip, small enough to retry cheaply."""

@@ -46,12 +46,12 @@ from psycopg.pq import Format
 
 from sensorpipe.clients.backoff import Backoff
 from sensorpipe.config import PostgresSettings
+from sensorpipe.contract.columns import AGGREGATE_COLUMNS, READING_COLUMNS, REJECT_COLUMNS
+from sensorpipe.contract.measurements import MEASUREMENTS
 from sensorpipe.storage.errors import Role, StorageError, connection_error, not_preloaded, preload_error
 
 __all__ = [
-    "AGGREGATE_COLUMNS",
-    "READING_COLUMNS",
-    "REJECT_COLUMNS",
+    "READING_TYPES",
     "DatabaseWriter",
     "InvalidBatch",
     "StorageError",
@@ -62,31 +62,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-READING_COLUMNS = (
-    "time",
-    "sensor_id",
-    "temperature",
-    "humidity",
-    "raw_data",
-    "time_source",
-    "kafka_partition",
-    "kafka_offset",
-)
-READING_TYPES = ("timestamptz", "text", "float8", "float8", "jsonb", "text", "int4", "int8")
-REJECT_COLUMNS = ("reason", "detail", "payload", "kafka_topic", "kafka_partition", "kafka_offset", "element")
+# PostgreSQL types of the contract's columns (contract/columns.py), in their order.
+READING_TYPES = ("timestamptz", "text", *("float8" for _ in MEASUREMENTS), "jsonb", "text", "int4", "int8")
 _REJECT_TYPES = ("text", "text", "bytea", "text", "int4", "int8", "int4")
-AGGREGATE_COLUMNS = (
-    "bucket",
-    "sensor_id",
-    "readings",
-    "avg_temperature",
-    "min_temperature",
-    "max_temperature",
-    "avg_humidity",
-    "min_humidity",
-    "max_humidity",
-)
-_AGGREGATE_TYPES = ("timestamptz", "text", "int4", "float8", "float8", "float8", "float8", "float8", "float8")
+_AGGREGATE_TYPES = ("timestamptz", "text", "int4", *("float8" for _ in range(3 * len(MEASUREMENTS))))
 
 Row = Sequence[Any]
 T = TypeVar("T")

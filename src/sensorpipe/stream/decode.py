@@ -4,47 +4,34 @@
 reading, or each element of a gateway batch (a JSON array). A row is valid when `reject_reason` is
 null; `as_writer_columns` names its columns as the storage writer does, `valid_readings` keeps the valid rows.
 
-Encodings (`ENCODINGS`, from stream/encodings.py, which detects them the same way in plain Python for
-`sensorpipe doctor`), per record (the `encoding` column; records per encoding are the rows with
-`element = 0`, one per Kafka record):
+The rules are the data contract's (sensorpipe.contract: encodings, JSON, identity, timestamps,
+measurements, reasons, headers, columns), written here as Column expressions for speed; the contract's
+reference decoder (contract/reference.py) applies the same rules in plain Python, and the two must agree
+on every record (tests/integration/stream/test_decode.py, test_decode_fuzz.py). The `encoding` column
+holds one of `contract.encodings.ENCODINGS` (records per encoding are the rows with `element = 0`, one
+per Kafka record); `reject_reason` one of `contract.reasons.REASONS`, the first that applies.
 
-- `raw_json`: the value is a JSON object or array;
-- `base64_json`: the value is base64 of one;
-- `quoted_base64`: the value is a JSON string holding base64 of one (Kafka Connect's JsonConverter for bytes);
-- `envelope_raw_json`, `envelope_base64_json`, `envelope_quoted_base64`: a Kafka Connect envelope
-  (an object with both `schema` and `payload`) whose payload is an object or array, or a string
-  holding JSON text, base64, or a JSON string holding base64;
-- `unknown`: nothing could be detected (empty, too large, not UTF-8).
-
-Reasons (`REASONS`), the first that applies: payload_too_large, empty, undecodable (not UTF-8, bad
-base64), not_json, not_an_object, nested_envelope, wrong_type, missing_values, not_finite, out_of_range,
-bad_timestamp.
-
-Decisions:
+How the rules are written in Spark:
 
 - Parsing is strict and typed from the JSON itself: every value is parsed once into a VARIANT
   (`try_parse_json`), fields are read with explicit types (`try_variant_get`), and the JSON type of
   each field is checked first. `from_json` is not used for the values: on a type mismatch it nulls the
   field (partial results), turns the strings "NaN"/"Infinity" into doubles and the number 1e400 into
   the string "Infinity", so the JSON type cannot be told from its result.
-- "Finite number" means a JSON number: the string "21.5" is `wrong_type`, like "hot". NaN and
-  Infinity literals are not JSON (`not_json`); a number beyond double range (1e400) is `not_finite`.
-- `sensor_id`/`device_id` is a non-empty string or an integer (an empty one counts as absent, as in
-  the bridge); any other type is `wrong_type`. The Kafka key is not used: the bridge derives it by the
-  same rule from the same topic and payload, so it adds nothing for its records, and for a gateway
-  batch it names the gateway rather than the element's sensor.
-- A timestamp number above 10^11 is epoch milliseconds, else epoch seconds; a string must be
-  ISO-8601 with a date, a time and an offset (Z, +hh:mm or +hhmm): without an offset the zone would be
-  a guess, so it is `bad_timestamp`. Times before 1970 or after 9999 are `bad_timestamp` too.
+- `try_parse_json` stops after the first value; a text is one JSON value only when, parsed inside
+  `[text,h]` with h the text's hash, h comes out as the second element (`_unwrap_json`).
+- A number's type is the VARIANT's (an integer that fits 64 bits, a decimal of up to 38 digits, else a
+  double): a sensor id must be one of the integer types, a measurement any number.
+- The Kafka key is not read: the bridge derives it by the same identity rule, and for a gateway batch
+  it names the gateway rather than the element's sensor.
 - `time` is an instant (TimestampType holds UTC microseconds): it comes from epoch numbers or
   strings with an offset, so it does not depend on `spark.sql.session.timeZone` (the job sets UTC,
   which is also how Spark displays it).
-- `raw_data` is the reading's JSON re-serialised from the parsed value (`to_json` of the VARIANT):
-  the same content as the payload (for a batch element: that element only; for an envelope: its
-  payload), with keys sorted and no whitespace, as jsonb would store it. Never the raw text itself:
-  Spark's JSON parsers stop after the first value, so text such as `{"a":1}}` would parse yet break the
-  database batch; the re-serialised form is always valid JSON. A `\\u0000` escape, which jsonb refuses,
-  is `not_json`. Numbers beyond double range become the string "Infinity" in it.
+- `raw_data` is the reading's JSON: a single reading's payload text as it is (without the white space
+  around it), so numbers keep their spelling; a batch element's text comes from Spark's JSON reader, an
+  envelope's object from `to_json`, both written again compactly (contract/json_text.py `render`: a
+  number beyond double range becomes the string "Infinity"). Never text that is not one JSON value: it
+  would break the database batch. A `\\u0000` escape, which jsonb refuses, is `not_json`.
 - `payload` of a reject is the Kafka value for a record-level reason, and the element's JSON for a bad
   element of a batch (its neighbours stay valid).
 - Oversized records (`stream.max_payload_bytes`) are rejected before anything reads their text.
@@ -54,75 +41,50 @@ Decisions:
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Sequence
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from sensorpipe.bridge.forwarder import HEADER_RECEIVED_AT, HEADER_TOPIC
 from sensorpipe.config import Settings
-from sensorpipe.simulator.readings import HUMIDITY_RANGE, TEMPERATURE_RANGE
-from sensorpipe.storage.writer import READING_COLUMNS
-from sensorpipe.stream.encodings import ENCODINGS
+from sensorpipe.contract.columns import READING_COLUMNS
+from sensorpipe.contract.headers import HEADER_RECEIVED_AT, HEADER_TOPIC
+from sensorpipe.contract.identity import ID_FIELDS, TopicIds, id_subscriptions
+from sensorpipe.contract.measurements import MEASUREMENTS, Measurement
+from sensorpipe.contract.reasons import Reason
+from sensorpipe.contract.timestamps import EPOCH_MS_ABOVE, ISO_8601, LATEST_MICROS, MAX_EPOCH_S, RECEIVED_AT
 
-__all__ = [
-    "ENCODINGS",
-    "REASONS",
-    "decode",
-    "topic_id_regex",
-    "valid_readings",
-]
+__all__ = ["as_writer_columns", "decode", "valid_readings"]
 
-REASONS = (
-    "payload_too_large",
-    "empty",
-    "undecodable",
-    "not_json",
-    "not_an_object",
-    "nested_envelope",
-    "wrong_type",
-    "missing_values",
-    "not_finite",
-    "out_of_range",
-    "bad_timestamp",
-)
-
-EPOCH_MS_ABOVE = 1e11
-"""A timestamp number above this is epoch milliseconds (year 5138 in seconds, 1973 in milliseconds)."""
-_MAX_EPOCH_S = 253_402_300_800.0  # 10000-01-01T00:00:00Z: beyond what Python and most clients can hold
-_ISO_WITH_OFFSET = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:?\d{2})$"
 _INTEGER_TYPES = ("TINYINT", "SMALLINT", "INT", "BIGINT")
 _NUMBER_TYPES = (*_INTEGER_TYPES, "FLOAT", "DOUBLE")
+_JSON_SPACE = " \t\n\r"
+_NUL_ESCAPE = r"(?<!\\)(?:\\\\)*\\u0000"  # a \u0000 escape: after an even number of backslashes
 
 
-def topic_id_regex(subscription: str) -> str | None:
-    """A Java regex whose group 1 is the `+` level of an MQTT subscription (`sensors/+/data`); None without one.
-
-    Every other level must match literally: non-alphanumeric characters are escaped one by one, which
-    Java's regex syntax allows for any of them.
-    """
-    levels = subscription.split("/")
-    if "+" not in levels or "#" in levels:
-        return None
-    literal = ["".join(c if c.isalnum() else "\\" + c for c in level) for level in levels]
-    literal[levels.index("+")] = "([^/]+)"
-    return "^" + "/".join(literal) + "$"
+def _whole(pattern: str) -> str:
+    """A Java regex matching all of a text: `$` would also match before a final line break."""
+    return f"^(?:{pattern})\\z"
 
 
 def _wrap_json(text: Column) -> Column:
-    """`[text,0]` parsed: the first half of telling whether `text` is exactly one JSON value (see `_unwrap_json`)."""
-    return F.try_parse_json(F.concat(F.lit("["), text, F.lit(",0]")))
+    """`[text,h]` parsed, h the text's hash: half of telling whether `text` is one JSON value (`_unwrap_json`)."""
+    return F.try_parse_json(F.concat(F.lit("["), text, F.lit(","), F.xxhash64(text).cast("string"), F.lit("]")))
 
 
-def _unwrap_json(wrapped: Column) -> Column:
-    """The VARIANT of the text `_wrap_json` was given when it is exactly one JSON value, else null.
+def _unwrap_json(wrapped: Column, text: Column) -> Column:
+    """The VARIANT of `text` (wrapped by `_wrap_json`) when it is exactly one JSON value, else null.
 
-    `try_parse_json` ignores whatever follows the first value (`{"a":1} x` parses); inside
-    `[text,0]` any such rest breaks the array, so the sentinel 0 must come out as the second element.
-    Two steps, each its own column, so that the text is parsed once.
+    `try_parse_json` ignores whatever follows the first value (`{"a":1} x` parses); inside `[text,h]`
+    any such rest breaks the array, so the sentinel h must come out as the second element. A constant
+    sentinel could be forged: with 0, the text `{"a":1},0] x` closes the array itself and parses as one
+    value. The text's own hash cannot be: the text would have to hold the hash of itself. Two steps,
+    each its own column, so that the text is parsed once.
     """
-    whole = (
-        F.try_variant_get(wrapped, "$[1]", "int").eqNullSafe(0) & F.try_variant_get(wrapped, "$[2]", "variant").isNull()
+    whole = F.try_variant_get(wrapped, "$[1]", "bigint").eqNullSafe(F.xxhash64(text)) & (
+        F.try_variant_get(wrapped, "$[2]", "variant").isNull()
     )
     return F.when(whole, F.try_variant_get(wrapped, "$[0]", "variant"))
 
@@ -171,14 +133,23 @@ def _present(json_type: Column) -> Column:
 
 
 def _identity(value: Column, json_type: Column) -> Column:
-    """A sensor id: non-empty string or integer; null when absent or empty."""
+    """A sensor id (contract/identity.py): a non-empty string or a 64-bit integer; null when absent or empty."""
     text = F.when(json_type.isin("STRING", *_INTEGER_TYPES), F.try_variant_get(value, "$", "string"))
     return F.when(text != "", text)
 
 
+def _topic_id(mqtt_topic: Column, settings: Settings) -> Column:
+    """The sensor id of the MQTT topic under the bridge's subscriptions (contract/identity.py), else null."""
+    found: list[Column] = []
+    for pattern in TopicIds(id_subscriptions(settings.mqtt)).patterns:
+        regex = _whole(pattern)
+        found.append(F.when(mqtt_topic.rlike(regex), F.regexp_extract(mqtt_topic, regex, 1)))
+    return F.coalesce(*found) if found else F.lit(None).cast("string")
+
+
 def _epoch_micros(seconds: Column) -> Column:
     """Micros of an epoch in seconds, null outside 1970..9999 (infinities too: Spark orders NaN above all)."""
-    usable = (seconds >= 0) & (seconds < _MAX_EPOCH_S)
+    usable = (seconds >= 0) & (seconds < MAX_EPOCH_S)
     return F.when(usable, F.round(seconds * 1_000_000).try_cast("bigint"))
 
 
@@ -189,43 +160,52 @@ def _epoch_time(number: Column) -> Column:
 
 
 def _iso_time(text: Column) -> Column:
-    """An ISO-8601 text with an offset as an instant; null for other texts."""
-    return F.when(text.rlike(_ISO_WITH_OFFSET), F.try_to_timestamp(text))
+    """An ISO-8601 text with an offset (contract/timestamps.py) as an instant; null for other texts.
+
+    Spark's parser wants an upper-case T and Z, and seconds: `13:35` is given as `13:35:00`.
+    """
+    upper = F.upper(text)
+    no_seconds = F.substring(upper, 17, 1).isin("Z", "+", "-")
+    full = F.when(no_seconds, F.concat(F.substring(upper, 1, 16), F.lit(":00"), F.substring(upper, 17, 64)))
+    return F.when(text.rlike(_whole(ISO_8601)), F.try_to_timestamp(full.otherwise(upper)))
 
 
 def _received_time(headers: Column, kafka_timestamp: Column) -> Column:
     """When the bridge received the message (its header, epoch ms), else the Kafka record's timestamp."""
-    millis = _header(headers, HEADER_RECEIVED_AT).try_cast("bigint")
+    text = _header(headers, HEADER_RECEIVED_AT)
+    millis = F.when(text.rlike(_whole(RECEIVED_AT)), text.try_cast("bigint"))
     from_header = F.timestamp_micros(_epoch_micros(millis.cast("double") / 1000))
     return F.coalesce(from_header, kafka_timestamp)
 
 
-def _value_checks(
-    name: str, value: Column, json_type: Column, bounds: tuple[float, float]
-) -> list[tuple[Column, str, Column]]:
-    """(condition, reason, detail) of a temperature or humidity that breaks the contract."""
-    low, high = bounds
+def _value_checks(measurement: Measurement, value: Column, json_type: Column) -> list[tuple[Column, Reason, Column]]:
+    """(condition, reason, detail) of a measurement that breaks the contract."""
+    name = measurement.name
     present = _present(json_type)
     return [
-        (present & ~_is_number(json_type), "wrong_type", F.format_string(f"{name} is %s, not a number", json_type)),
+        (
+            present & ~_is_number(json_type),
+            Reason.WRONG_TYPE,
+            F.format_string(f"{name} is %s, not a number", json_type),
+        ),
         (
             present & (F.abs(value) == float("inf")),
-            "not_finite",
+            Reason.NOT_FINITE,
             F.lit(f"{name} is not a finite number"),
         ),
         (
-            present & ~value.between(low, high),
-            "out_of_range",
-            F.format_string(f"{name} %s outside [{low:g}, {high:g}]", value.cast("string")),
+            present & ~value.between(measurement.low, measurement.high),
+            Reason.OUT_OF_RANGE,
+            F.format_string(f"{name} %s outside {measurement.range_text}", value.cast("string")),
         ),
     ]
 
 
-def _first(checks: list[tuple[Column, str, Column]]) -> Column:
+def _first(checks: list[tuple[Column, Reason, Column]]) -> Column:
     """`struct(reason, detail)` of the first check that holds (one CASE), null when none does."""
     verdict: Column | None = None
     for condition, reason, detail in checks:
-        outcome = F.struct(F.lit(reason).alias("reason"), detail.cast("string").alias("detail"))
+        outcome = F.struct(F.lit(reason.value).alias("reason"), detail.cast("string").alias("detail"))
         verdict = F.when(condition, outcome) if verdict is None else verdict.when(condition, outcome)
     assert verdict is not None
     return verdict
@@ -249,7 +229,7 @@ def _records(kafka: DataFrame, settings: Settings) -> DataFrame:
         _received_time(headers, F.col("timestamp")).alias("received"),
         F.when(size <= max_bytes, _utf8(value)).alias("t0"),
     )
-    stage0 = stage0.withColumn("w0", _wrap_json(F.col("t0"))).withColumn("v0", _unwrap_json(F.col("w0")))
+    stage0 = stage0.withColumn("w0", _wrap_json(F.col("t0"))).withColumn("v0", _unwrap_json(F.col("w0"), F.col("t0")))
 
     # Layer 1: a Connect envelope's payload, as text (a string payload is the text it holds).
     v0 = F.col("v0")
@@ -265,7 +245,11 @@ def _records(kafka: DataFrame, settings: Settings) -> DataFrame:
     stage1 = stage1.withColumn("t1", t1).withColumn(
         "w1", F.when(F.col("envelope") & (inner_shape == '"'), _wrap_json(F.col("t1")))
     )
-    v1 = F.when(~F.col("envelope"), v0).when(inner_shape.isin("{", "["), inner).otherwise(_unwrap_json(F.col("w1")))
+    v1 = (
+        F.when(~F.col("envelope"), v0)
+        .when(inner_shape.isin("{", "["), inner)
+        .otherwise(_unwrap_json(F.col("w1"), F.col("t1")))
+    )
     stage1 = stage1.withColumn("v1", v1)
     stage1 = stage1.withColumn("shape1", F.when(F.col("v1").isNotNull(), _shape(F.col("t1"))))
 
@@ -286,9 +270,9 @@ def _records(kafka: DataFrame, settings: Settings) -> DataFrame:
     )
     raw = F.col("kind") == "raw_json"
     stage2 = stage2.withColumn("w2", F.when(~raw, _wrap_json(F.col("t2"))))
-    stage2 = stage2.withColumn("v2", F.when(raw, F.col("v1")).otherwise(_unwrap_json(F.col("w2")))).withColumn(
-        "shape2", F.when(F.col("v2").isNotNull(), _shape(F.col("t2")))
-    )
+    stage2 = stage2.withColumn(
+        "v2", F.when(raw, F.col("v1")).otherwise(_unwrap_json(F.col("w2"), F.col("t2")))
+    ).withColumn("shape2", F.when(F.col("v2").isNotNull(), _shape(F.col("t2"))))
 
     encoding = F.when(F.col("kind").isNull(), F.lit("unknown")).otherwise(
         F.concat(F.when(F.col("envelope"), F.lit("envelope_")).otherwise(F.lit("")), F.col("kind"))
@@ -297,26 +281,26 @@ def _records(kafka: DataFrame, settings: Settings) -> DataFrame:
     checks = [
         (
             F.col("size") > max_bytes,
-            "payload_too_large",
+            Reason.PAYLOAD_TOO_LARGE,
             F.format_string(f"%d bytes, more than {max_bytes}", F.col("size")),
         ),
-        ((F.col("size") == 0) | _blank(F.col("t0")), "empty", F.lit("no payload")),
-        (F.col("t0").isNull(), "undecodable", F.lit("the payload is not UTF-8 text")),
+        ((F.col("size") == 0) | _blank(F.col("t0")), Reason.EMPTY, F.lit("no payload")),
+        (F.col("t0").isNull(), Reason.UNDECODABLE, F.lit("the payload is not UTF-8 text")),
         (
             F.col("envelope") & F.col("t1").isNull(),
-            "not_an_object",
+            Reason.NOT_AN_OBJECT,
             F.format_string("the envelope's payload is %s", _type(inner)),
         ),
-        (F.col("t2").isNull(), "undecodable", F.lit("neither JSON nor base64 of UTF-8 text")),
+        (F.col("t2").isNull(), Reason.UNDECODABLE, F.lit("neither JSON nor base64 of UTF-8 text")),
         (
             v2.isNull(),
-            "not_json",
+            Reason.NOT_JSON,
             F.lit("the decoded payload is not one JSON value (or holds a lone surrogate escape such as \\ud800)"),
         ),
-        (~shape2.isin("{", "["), "not_an_object", F.format_string("the payload is %s", _type(v2))),
+        (~shape2.isin("{", "["), Reason.NOT_AN_OBJECT, F.format_string("the payload is %s", _type(v2))),
         (
             _field(v2, "payload").isNotNull() & _field(v2, "schema").isNotNull(),
-            "nested_envelope",
+            Reason.NESTED_ENVELOPE,
             F.lit("an envelope inside an envelope or inside base64"),
         ),
     ]
@@ -324,11 +308,12 @@ def _records(kafka: DataFrame, settings: Settings) -> DataFrame:
     reject = F.col("record_reject")
     batch = shape2 == "["
     # Each element with its JSON text: a batch's from Spark's JSON reader (a string field takes an object's
-    # text as it is), a single reading's is the payload's. Rendering the VARIANT back to text instead
-    # (`to_json`) was a tenth of the job's CPU: Spark 4.2 makes a new JSON factory per string it escapes.
+    # text, written again compactly), a single reading's is the payload's without the white space around it.
+    # Rendering the VARIANT back to text instead (`to_json`) was a tenth of the job's CPU: Spark 4.2 makes a
+    # new JSON factory per string it escapes.
     # (A text the reader refuses leaves the texts empty: arrays_zip pads them with nulls, see element_json.)
     texts = F.when(batch, F.coalesce(F.from_json(F.col("t2"), "array<string>"), F.array().cast("array<string>")))
-    texts = texts.otherwise(F.array(F.col("t2")))
+    texts = texts.otherwise(F.array(F.btrim(F.col("t2"), F.lit(_JSON_SPACE))))
     values = F.when(batch, F.try_variant_get(v2, "$", "array<variant>")).otherwise(F.array(v2))
     elements = F.arrays_zip(values.alias("value"), texts.alias("text"))
     return stage3.select(
@@ -364,77 +349,77 @@ def decode(kafka: DataFrame, settings: Settings) -> DataFrame:
     )
 
     e = F.col("element_value")
-    names = ("sensor_id", "device_id", "timestamp", "temperature", "humidity")
-    typed = exploded.select("*", *(_field(e, name).alias(f"f_{name}") for name in names)).select(
-        "*", *(_type(F.col(f"f_{name}")).alias(f"t_{name}") for name in names)
-    )
+    measurements = {m.name: m for m in MEASUREMENTS}
+    names = (*ID_FIELDS, "timestamp", *measurements)
+    typed = exploded.select(
+        "*",
+        *(_field(e, name).alias(f"f_{name}") for name in names),
+        # An object: a string element of a batch also gets a text from the JSON reader, its content.
+        F.try_variant_get(e, "$", "struct<>").isNotNull().alias("is_object"),
+    ).select("*", *(_type(F.col(f"f_{name}")).alias(f"t_{name}") for name in names))
     value = {name: F.col(f"f_{name}") for name in names}
     kind = {name: F.col(f"t_{name}") for name in names}
 
-    temperature = F.when(_is_number(kind["temperature"]), F.try_variant_get(value["temperature"], "$", "double"))
-    humidity = F.when(_is_number(kind["humidity"]), F.try_variant_get(value["humidity"], "$", "double"))
     has_time = _present(kind["timestamp"])
-    regex = topic_id_regex(settings.mqtt.topic)
-    from_topic = (
-        F.when(F.col("mqtt_topic").rlike(regex), F.regexp_extract("mqtt_topic", regex, 1))
-        if regex
-        else F.lit(None).cast("string")
-    )
     sensor_id = F.coalesce(
-        _identity(value["sensor_id"], kind["sensor_id"]),
-        _identity(value["device_id"], kind["device_id"]),
-        from_topic,
+        *(_identity(value[name], kind[name]) for name in ID_FIELDS),
+        _topic_id(F.col("mqtt_topic"), settings),
         F.lit(settings.readings.default_sensor_id),
     )
     # Each value once, as a column: the checks below only compare them (small generated code, JIT-compiled).
     values = typed.select(
         "*",
-        temperature.alias("temperature"),
-        humidity.alias("humidity"),
+        *(
+            F.when(_is_number(kind[name]), F.try_variant_get(value[name], "$", "double")).alias(name)
+            for name in measurements
+        ),
         F.when(_is_number(kind["timestamp"]), F.try_variant_get(value["timestamp"], "$", "double")).alias("epoch"),
         F.when(kind["timestamp"] == "STRING", _iso_time(F.try_variant_get(value["timestamp"], "$", "string"))).alias(
             "iso"
         ),
         sensor_id.alias("sensor_id"),
-        # The element's own text when it is an object's (a whitespace-led payload, a non-object: rendered).
+        # An object's own text (a non-object's, or one the JSON reader did not give: rendered).
         # The text passed parse_json, which refuses what jsonb would (lone surrogate escapes) but `\u0000`.
-        F.when(F.substring("element_text", 1, 1) == "{", F.col("element_text"))
+        F.when(F.col("is_object") & (F.substring("element_text", 1, 1) == "{"), F.col("element_text"))
         .otherwise(F.to_json(e))
         .alias("element_json"),
     )
-    latest = int(_MAX_EPOCH_S * 1_000_000) - 1
-    iso_in_range = F.when(F.unix_micros("iso").between(0, latest), F.col("iso"))
+    iso_in_range = F.when(F.unix_micros("iso").between(0, LATEST_MICROS), F.col("iso"))
     values = values.withColumn("payload_time", F.coalesce(_epoch_time(F.col("epoch")), iso_in_range))
     element_json = F.col("element_json")
     payload_time = F.col("payload_time")
     checks = [
-        (e.isNull(), "empty", F.lit("a batch without readings")),
+        (e.isNull(), Reason.EMPTY, F.lit("a batch without readings")),
         (
-            _shape(element_json) != "{",
-            "not_an_object",
+            ~F.col("is_object"),
+            Reason.NOT_AN_OBJECT,
             F.format_string("element %d is %s", F.col("pos"), _type(e)),
         ),
-        (element_json.contains("\\u0000"), "not_json", F.lit("\\u0000 cannot be stored in jsonb")),
+        (
+            element_json.contains("\\u0000") & element_json.rlike(_NUL_ESCAPE),
+            Reason.NOT_JSON,
+            F.lit("\\u0000 cannot be stored in jsonb"),
+        ),
         *(
             (
                 _present(kind[name]) & ~kind[name].isin("STRING", *_INTEGER_TYPES),
-                "wrong_type",
-                F.format_string(f"{name} is %s, not a string or an integer", kind[name]),
+                Reason.WRONG_TYPE,
+                F.format_string(f"{name} is %s, not a string or a 64-bit integer", kind[name]),
             )
-            for name in ("sensor_id", "device_id")
+            for name in ID_FIELDS
         ),
         (
-            ~_present(kind["temperature"]) & ~_present(kind["humidity"]),
-            "missing_values",
-            F.lit("neither temperature nor humidity"),
+            ~functools.reduce(operator.or_, (_present(kind[name]) for name in measurements)),
+            Reason.MISSING_VALUES,
+            F.lit(f"none of {', '.join(measurements)}"),
         ),
-        *_value_checks("temperature", F.col("temperature"), kind["temperature"], TEMPERATURE_RANGE),
-        *_value_checks("humidity", F.col("humidity"), kind["humidity"], HUMIDITY_RANGE),
+        *(check for m in MEASUREMENTS for check in _value_checks(m, F.col(m.name), kind[m.name])),
         (
             has_time & payload_time.isNull(),
-            "bad_timestamp",
+            Reason.BAD_TIMESTAMP,
             F.format_string(
-                "timestamp %s is not epoch seconds, epoch ms or ISO-8601 with an offset", F.to_json(value["timestamp"])
+                "timestamp %s is not epoch seconds, epoch ms or ISO-8601 with an offset, in 1970..9999",
+                F.to_json(value["timestamp"]),
             ),
         ),
     ]
@@ -445,8 +430,7 @@ def decode(kafka: DataFrame, settings: Settings) -> DataFrame:
         F.when(has_time, payload_time).otherwise(F.col("received")).alias("time"),
         F.when(has_time, F.lit("payload")).otherwise(F.lit("received")).alias("time_source"),
         "sensor_id",
-        "temperature",
-        "humidity",
+        *measurements,
         F.coalesce(element_json, F.col("record_json")).alias("raw_data"),
         "topic",
         "partition",

@@ -34,8 +34,8 @@ from pyspark.sql.streaming.readwriter import DataStreamWriter
 
 from sensorpipe.clients.kafka_client import spark_kafka_options
 from sensorpipe.config import Settings
+from sensorpipe.contract.columns import AGGREGATE_COLUMNS
 from sensorpipe.storage.lake import AGG_1M, DATE_COLUMN, HOUR_COLUMN, RAW, dataset_uri
-from sensorpipe.storage.writer import AGGREGATE_COLUMNS
 from sensorpipe.stream.checkpoints import checkpoint_uri
 from sensorpipe.stream.decode import as_writer_columns, decode, valid_readings
 from sensorpipe.stream.enrichment import SensorMetadata

@@ -21,7 +21,8 @@ import pyarrow.compute as pc
 from pyspark.accumulators import AccumulatorParam
 
 from sensorpipe.config import PostgresSettings, Settings
-from sensorpipe.storage.writer import READING_COLUMNS, REJECT_COLUMNS, DatabaseWriter
+from sensorpipe.contract.columns import READING_COLUMNS, REJECT_COLUMNS
+from sensorpipe.storage.writer import DatabaseWriter
 from sensorpipe.stream.dead_letters import DeadLetters
 from sensorpipe.stream.monitoring import READING_LATENCY_BUCKETS_S
 

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from sensorpipe.bridge.forwarder import HEADER_RECEIVED_AT, HEADER_TOPIC, MAX_RECORD_BYTES
+from sensorpipe.bridge.forwarder import MAX_RECORD_BYTES
 from sensorpipe.clients.kafka_client import client_config
 from sensorpipe.config import Settings
+from sensorpipe.contract.headers import HEADER_RECEIVED_AT, HEADER_TOPIC
 from tests.ingest_support import BridgeProcess, Lane, Publisher, read_topic, restart_service, simulator
 
 StartBridge = Callable[..., BridgeProcess]

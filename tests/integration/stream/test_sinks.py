@@ -15,8 +15,8 @@ import pytest
 
 from sensorpipe.clients.topics import create_topics
 from sensorpipe.config import Settings
+from sensorpipe.contract.columns import READING_COLUMNS
 from sensorpipe.storage.migrate import migrate
-from sensorpipe.storage.writer import READING_COLUMNS
 from sensorpipe.stream.dead_letters import DeadLetterError
 from sensorpipe.stream.sinks import DATABASE_COLUMNS, ENCODING, REJECTED, SKIPPED, STORED, Tally, readings_writer
 from tests.ingest_support import read_topic

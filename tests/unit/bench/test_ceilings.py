@@ -20,8 +20,9 @@ from sensorpipe.bench.ceilings import (
     readings_per_s,
 )
 from sensorpipe.config import Settings
+from sensorpipe.contract.columns import READING_COLUMNS
 from sensorpipe.storage.lake import PARTITION_SCHEMA
-from sensorpipe.storage.writer import READING_COLUMNS, reading_rows
+from sensorpipe.storage.writer import reading_rows
 
 
 def test_rate_is_events_times_batch_over_seconds() -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from sensorpipe.doctor.records import judge, spread
 from sensorpipe.monitoring.tail import KafkaRecord
-from tests.encoding_corpus import CORPUS, MAX_BYTES
+from tests.encoding_corpus import CORPUS, RULES
 
 
 def record(sample: str, offset: int, partition: int = 0) -> KafkaRecord:
@@ -14,7 +14,7 @@ def record(sample: str, offset: int, partition: int = 0) -> KafkaRecord:
 
 
 def verdict(*samples: str) -> tuple[bool, str, str | None]:
-    check = judge("records t", "t", [record(name, i) for i, name in enumerate(samples)], MAX_BYTES)
+    check = judge("records t", "t", [record(name, i) for i, name in enumerate(samples)], RULES)
     return check.ok, check.detail, check.fix
 
 

@@ -11,7 +11,8 @@ import pytest
 from psycopg import errors
 
 from sensorpipe.config import PostgresSettings
-from sensorpipe.storage.writer import READING_COLUMNS, InvalidBatch, StorageError, explain, is_transient, reading_rows
+from sensorpipe.contract.columns import READING_COLUMNS
+from sensorpipe.storage.writer import InvalidBatch, StorageError, explain, is_transient, reading_rows
 
 RAW = json.dumps({"sensor_id": "s1", "temperature": 21.5, "meta": {"fw": "1.2"}})
 PLUS_TWO = timezone(timedelta(hours=2))

@@ -10,7 +10,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from sensorpipe.storage.writer import READING_COLUMNS, REJECT_COLUMNS
+from sensorpipe.contract.columns import READING_COLUMNS, REJECT_COLUMNS
 from sensorpipe.stream.dead_letters import dead_letter
 from sensorpipe.stream.monitoring import READING_LATENCY_BUCKETS_S, StreamMetrics
 from sensorpipe.stream.sinks import (
