@@ -79,6 +79,12 @@ def test_backfill_restores_exactly_what_the_lake_holds_and_twice_changes_nothing
     assert len(lake) == READINGS
 
     with psycopg.connect(migrated.postgres.dsn()) as conn:
+        # These days are over a week old, so TimescaleDB's compression policy may have compressed their
+        # chunks by now; in the full suite a DELETE on them then failed inside TimescaleDB 2.22.1 ("btree
+        # index keys must be ordered by attribute"; not reproduced on a chunk compressed by hand). The
+        # deletes that stand in for a lost database run on decompressed chunks; the backfill is unchanged.
+        if conn.execute("select 1 from pg_extension where extname = 'timescaledb'").fetchone():
+            conn.execute("select decompress_chunk(c, if_compressed => true) from show_chunks('sensor_data') c")
         conn.execute("delete from sensor_data where sensor_id like %s", (f"{lane.tag}%",))
         conn.execute("delete from sensor_data_1m where sensor_id like %s", (f"{lane.tag}%",))
     assert table_rows(migrated, lane.tag) == {"sensor_data": [], "sensor_data_1m": []}
