@@ -31,7 +31,7 @@ def ports_from(base: int) -> dict[str, int]:
 
     Every stack of the suite has its base in STACK_BASES, all within 10,000-10,999 (a stack takes at
     most base + 14, the bench's stack base + 311), and scripts/test runs its pytest processes at offsets
-    0, 1,000, 2,000 and 3,000, so no two stacks meet and every port, + 10,014 included, stays under
+    0 and 1,000 (4,000 is free for a second suite), so no two stacks meet and every port, + 10,014 included, stays under
     Linux's ephemeral range (32,768 and up), where outgoing connections would take them at random.
     """
     base += PORT_OFFSET
