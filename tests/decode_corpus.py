@@ -98,6 +98,7 @@ CASES: dict[str, Case] = {
     "null_id": Case(reading(sensor_id=None, device_id="d-1", humidity=10), "sensors/s-17/data"),
     "topic_line_break": Case(reading(humidity=10), "sensors/s-17/data\n"),
     "topic_not_utf8": Case(reading(humidity=10), b"sensors/\xff/data"),
+    "topic_nul": Case(reading(humidity=10), "sensors/a\x00b/data"),
     "topic_other": Case(reading(humidity=10), "elsewhere/s-17/data"),
     "ms": Case(reading(sensor_id="a", temperature=1, timestamp=1712921712123)),
     "iso": Case(reading(sensor_id="a", temperature=1, timestamp="2024-04-12T13:35:12.123+02:00")),

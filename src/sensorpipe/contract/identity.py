@@ -5,7 +5,8 @@ The rule (docs/design.md, "Data contract"), first that gives one:
 1. the reading's `sensor_id`, else its `device_id`: a non-empty string, or an integer that fits 64 bits
    (as its decimal text); an empty string or JSON null counts as absent, any other type is invalid;
 2. the topic's id: the level of the MQTT topic at the `+` of a subscription of the bridge (`mqtt.topic`,
-   then `mqtt.legacy_topic`) — `sensors/<id>/data`; a subscription with `#` names no sensor;
+   then `mqtt.legacy_topic`) — `sensors/<id>/data`; a subscription with `#` names no sensor, nor does
+   a level with U+0000;
 3. the configured default (`readings.default_sensor_id`).
 
 The stream job applies it to each reading (each element of a batch), with the topic from the bridge's
@@ -98,7 +99,7 @@ def topic_pattern(subscription: str) -> str | None:
     if "+" not in levels or "#" in levels:
         return None
     pattern = ["[^/]*" if level == "+" else "".join(c if c.isalnum() else "\\" + c for c in level) for level in levels]
-    pattern[levels.index("+")] = "([^/]+)"
+    pattern[levels.index("+")] = "([^/\\x00]+)"  # a level with U+0000 names no sensor (see TopicIds)
     return "/".join(pattern)
 
 
@@ -110,7 +111,11 @@ def topic_for(subscription: str, sender: str) -> str:
 
 
 class TopicIds:
-    """The sensor id of a topic under some subscriptions (see `topic_pattern`)."""
+    """The sensor id of a topic under some subscriptions (see `topic_pattern`).
+
+    A level with U+0000 names no sensor: MQTT forbids the character in topics, so only another Kafka
+    producer can send one, and PostgreSQL cannot store it in `sensor_id`.
+    """
 
     def __init__(self, subscriptions: Sequence[str]) -> None:
         self.patterns = tuple(p for p in map(topic_pattern, subscriptions) if p is not None)

@@ -107,6 +107,7 @@ def test_sensor_id_comes_before_device_id() -> None:
         ("sensors/+/data", "sensors//data", None),
         ("sensors/+/data", "sensors/s-1/data\n", None),
         ("sensors/+/data", "sensors/a\nb/data", "a\nb"),
+        ("sensors/+/data", "sensors/a\x00b/data", None),
         ("plant.1/+", "plant.1/kitchen", "kitchen"),
         ("plant.1/+", "plantx1/kitchen", None),
         ("+/temp (°C)", "s9/temp (°C)", "s9"),

@@ -123,6 +123,7 @@ def test_elements_that_are_no_objects_are_rejected_each() -> None:
         ("null_id", "d-1"),
         ("topic_line_break", "default"),
         ("topic_not_utf8", "default"),
+        ("topic_nul", "default"),
         ("topic_other", "default"),
         ("kafka_time", "a"),
     ],
