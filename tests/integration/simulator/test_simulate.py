@@ -7,6 +7,7 @@ broker that is not there yet, and the one that restarts mid-run.
 from __future__ import annotations
 
 import json
+import select
 import signal
 import socket
 import subprocess
@@ -85,6 +86,21 @@ def _finish(process: subprocess.Popen[str], timeout_s: float = 120) -> tuple[int
     stdout, stderr = process.communicate(timeout=timeout_s)
     assert "Traceback" not in stderr, stderr
     return process.returncode, json.loads(stdout), stderr
+
+
+def _await_line(process: subprocess.Popen[str], text: str, timeout_s: float = 60) -> str:
+    """Read the process's stderr up to a line holding `text`; what was read, for the assertions after."""
+    assert process.stderr is not None
+    read = ""
+    deadline = time.monotonic() + timeout_s
+    while text not in read:
+        left = deadline - time.monotonic()
+        assert left > 0, f"no line with {text!r} within {timeout_s} s:\n{read}"
+        if select.select([process.stderr], [], [], left)[0]:
+            line = process.stderr.readline()
+            assert line, f"stderr ended before a line with {text!r}:\n{read}"
+            read += line
+    return read
 
 
 def _in_range(reading: dict[str, Any]) -> bool:
@@ -200,16 +216,16 @@ def test_a_simulator_started_before_its_broker_delivers_everything_once_it_is_up
     private_broker.stop()
 
     process = _simulate(private_broker.config, "--count", "500", "--rate", "200", "--qos", "1")
-    time.sleep(3)
+    port = private_broker.settings.mqtt.port
+    before = _await_line(process, f"cannot reach MQTT broker at 127.0.0.1:{port}")
     private_broker.start()
     collector.start()
     try:
-        code, summary, stderr = _finish(process)
+        code, summary, after = _finish(process)
         collector.wait_for(500)
     finally:
         collector.stop()
-    port = private_broker.settings.mqtt.port
-    assert f"cannot reach MQTT broker at 127.0.0.1:{port}" in stderr
+    stderr = before + after
     assert f"connected to mqtt://127.0.0.1:{port} after" in stderr
     assert code == 0, stderr
     assert (summary["sent"], summary["acked"], summary["dropped"], summary["unacked"]) == (500, 500, 0, 0)
