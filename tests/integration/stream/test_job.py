@@ -49,7 +49,7 @@ def invalid_record(tag: str, i: int) -> tuple[bytes, str]:
 def test_every_encoding_lands_once_in_database_and_lake_invalid_ones_are_rejected_and_reset_rereads_it_all(
     stack_config: Path, migrated: Settings, lane: Lane, spark: SparkSession
 ) -> None:
-    per_encoding, invalid_count = 5_000, 500
+    per_encoding, invalid_count = 1_000, 500
     values: list[bytes] = []
     headers: list[Headers] = []
     expected: set[tuple[str, datetime]] = set()
