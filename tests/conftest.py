@@ -18,7 +18,6 @@ from sensorpipe.config import Settings, load_settings
 from sensorpipe.stack import Stack
 from sensorpipe.stack.postgres import Postgres
 from tests.ingest_support import BridgeProcess, Lane
-from tests.pipeline_support import Pipeline
 from tests.support import PrivateBroker, PrivatePostgres, fresh_home, new_database, write_config
 
 if TYPE_CHECKING:
@@ -93,17 +92,6 @@ def spark(stack_settings: Settings) -> Iterator[SparkSession]:
         yield session
     finally:
         session.stop()
-
-
-@pytest.fixture(scope="session")
-def pipeline(stack_config: Path) -> Iterator[Pipeline]:
-    """Bridge and stream job running after a short simulated run, with rows in every table (started once)."""
-    running = Pipeline(stack_config)
-    try:
-        running.start()
-        yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture

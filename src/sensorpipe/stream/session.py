@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sensorpipe.config import Settings
+from sensorpipe.jvm import cds
 from sensorpipe.jvm.jars import JarsError, check_spark_jars, resolved
 
 if TYPE_CHECKING:
@@ -158,6 +159,40 @@ def _jvm_class_path() -> str | None:
     return str(SparkContext._jvm.java.lang.System.getProperty("java.class.path"))
 
 
+def _driver_class_path(conf: dict[str, str]) -> list[str]:
+    """What the driver JVM's classes come from: pyspark's own jars, then the connectors'."""
+    import pyspark
+
+    identity = f"pyspark {pyspark.__version__} at {Path(pyspark.__file__).parent}"
+    return [identity, *conf.get("spark.driver.extraClassPath", "").split(os.pathsep)]
+
+
+def prepare_class_archive(settings: Settings) -> bool:
+    """Write the driver's class archive (jvm/cds.py) now, in a JVM of its own; False when one exists.
+
+    For a machine's first Spark JVMs to share it: otherwise the first to start writes it when it ends,
+    which for a long-running job or a test session is only at the end. Runs Spark SQL and a streaming
+    query on a built-in source, so their classes are in it too. Call it in a process without Spark.
+    """
+    conf = spark_conf(settings, resolved("spark", settings.stack.cache_dir))
+    if cds.archive(settings.stack.cache_dir, _driver_class_path(conf)).is_file():
+        return False
+    from pyspark import SparkContext
+
+    session = build_session(settings, "sensorpipe-class-archive")
+    session.range(1000).selectExpr("id % 7 as k", "cast(id as double) as v").groupBy("k").avg("v").collect()
+    rates = session.readStream.format("rate").option("rowsPerSecond", 10).load()
+    query = rates.writeStream.format("memory").queryName("warm").trigger(availableNow=True).start()
+    query.awaitTermination(60)
+    session.stop()
+    gateway = SparkContext._gateway
+    process = getattr(gateway, "proc", None)
+    if process is not None:  # the JVM writes the archive as it exits: let it, and wait
+        process.stdin.close()
+        process.wait(timeout=300)
+    return True
+
+
 def build_session(settings: Settings, app_name: str) -> SparkSession:
     """A SparkSession with the pinned jars and the settings' binding and S3A; JarsError when the jars do not fit."""
     problems = check_spark_jars(settings.stack.cache_dir)
@@ -176,6 +211,11 @@ def build_session(settings: Settings, app_name: str) -> SparkSession:
                 f" ({Path(missing[0]).name}, ...), so S3A and Kafka classes would be missing:"
                 " let build_session start Spark first, in a fresh process"
             )
+    if class_path is None and settings.spark.class_data_sharing:
+        # This process starts the driver JVM: it maps the classes of earlier starts (jvm/cds.py).
+        sharing = cds.driver_options(settings.stack.cache_dir, _driver_class_path(conf))
+        if sharing:
+            conf["spark.driver.extraJavaOptions"] = f"{conf['spark.driver.extraJavaOptions']} {sharing}"
     if on_loopback(settings.spark.master):
         # Read by the JVM when it starts: the UI and the block manager bind here.
         os.environ["SPARK_LOCAL_IP"] = settings.stack.bind_host
