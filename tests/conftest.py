@@ -101,13 +101,12 @@ def empty_db(stack_settings: Settings) -> Iterator[str]:
         yield name
 
 
-TIMESCALEDB_REQUIRED = "SENSORPIPE_TEST_TIMESCALEDB"
-"""`required` (scripts/test sets it): a session stack without TimescaleDB fails its tests instead of skipping them."""
-
-
 @pytest.fixture(scope="session")
 def timescaledb(stack_settings: Settings) -> str:
-    """The TimescaleDB version the session stack's PostgreSQL preloads (`stack up` preloads it when installed)."""
+    """The TimescaleDB version the session stack's PostgreSQL preloads (`stack up` preloads it when installed).
+
+    Without it the TimescaleDB tests fail, never skip: a skipped test proves nothing.
+    """
     with Postgres(stack_settings).admin() as conn:
         row = conn.execute("select default_version from pg_available_extensions where name = 'timescaledb'").fetchone()
         preload = conn.execute("select current_setting('shared_preload_libraries')").fetchone()
@@ -117,9 +116,7 @@ def timescaledb(stack_settings: Settings) -> str:
         reason = f"TimescaleDB {row[0]} is installed but the session stack's PostgreSQL does not preload it"
     else:
         return str(row[0])
-    if os.environ.get(TIMESCALEDB_REQUIRED) == "required":
-        pytest.fail(f"{reason} ({TIMESCALEDB_REQUIRED}=required)")
-    pytest.skip(reason)
+    pytest.fail(reason)
 
 
 @pytest.fixture(scope="session")
