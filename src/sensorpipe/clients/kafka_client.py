@@ -152,6 +152,37 @@ def admin_client(settings: KafkaSettings) -> AdminClient:
     return AdminClient(client_config(settings, log_level=0))
 
 
+_NO_LEADER_YET = frozenset(
+    {RdKafkaError.LEADER_NOT_AVAILABLE, RdKafkaError.NOT_LEADER_FOR_PARTITION, RdKafkaError.UNKNOWN_TOPIC_OR_PART}
+)
+
+
+def _offsets(
+    admin: AdminClient,
+    settings: KafkaSettings,
+    topic: str,
+    partitions: list[int],
+    spec: OffsetSpec,
+    deadline: float,
+) -> dict[int, int]:
+    """Each partition's offset at `spec`, asked again until `deadline` while Kafka says to retry: a topic
+    created a moment ago has no leader yet on a busy broker (LEADER_NOT_AVAILABLE), which is not a fault."""
+    while True:
+        left = max(deadline - time.monotonic(), 0.1)
+        futures = admin.list_offsets({TopicPartition(topic, p): spec for p in partitions}, request_timeout=left)
+        try:
+            return {tp.partition: future.result().offset for tp, future in futures.items()}
+        except KafkaException as e:
+            error = e.args[0]
+            again = error.retriable() or error.code() in _NO_LEADER_YET
+            if not (again and time.monotonic() < deadline - 0.5):
+                raise KafkaError(
+                    f"Kafka at {settings.bootstrap_servers} did not list the offsets of {topic} ({error.str()}):"
+                    " check the broker's log"
+                ) from e
+            time.sleep(0.25)
+
+
 def watermarks(
     settings: KafkaSettings, topic: str, timeout_s: float = 5.0, admin: AdminClient | None = None
 ) -> dict[int, tuple[int, int]] | None:
@@ -160,17 +191,9 @@ def watermarks(
     found = cluster_metadata(admin, settings, timeout_s).topics.get(topic)
     if found is None or found.error is not None:
         return None
-    ends: list[dict[int, int]] = []
-    for spec in (OffsetSpec.earliest(), OffsetSpec.latest()):  # type: ignore[no-untyped-call]
-        futures = admin.list_offsets(
-            {TopicPartition(topic, p): spec for p in found.partitions}, request_timeout=timeout_s
-        )
-        try:
-            ends.append({tp.partition: future.result().offset for tp, future in futures.items()})
-        except KafkaException as e:
-            raise KafkaError(
-                f"Kafka at {settings.bootstrap_servers} did not list the offsets of {topic} ({e.args[0].str()}):"
-                " check the broker's log"
-            ) from e
-    low, high = ends
+    deadline = time.monotonic() + timeout_s
+    low, high = (
+        _offsets(admin, settings, topic, list(found.partitions), spec, deadline)
+        for spec in (OffsetSpec.earliest(), OffsetSpec.latest())  # type: ignore[no-untyped-call]
+    )
     return {partition: (low[partition], high[partition]) for partition in sorted(found.partitions)}

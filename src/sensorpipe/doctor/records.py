@@ -62,7 +62,7 @@ def spread(budget: int, available: Sequence[int]) -> list[int]:
 
 def latest_records(settings: KafkaSettings, topic: str, count: int, timeout_s: float) -> list[KafkaRecord]:
     """Up to `count` of the latest records of `topic`, spread over its partitions: what arrives within `timeout_s`."""
-    ends = watermarks(settings, topic, timeout_s=3.0)
+    ends = watermarks(settings, topic)
     if ends is None:
         raise KafkaError(missing_topic(settings, topic))
     partitions = sorted(ends)
