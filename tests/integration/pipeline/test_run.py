@@ -156,12 +156,12 @@ def assert_nothing_left(pids: dict[str, list[int]], settings: Settings) -> None:
     assert not (settings.home / "run" / "run.pid").exists()
 
 
-def metrics_served(port: int | None) -> bool:
+def scraped(port: int | None) -> str | None:
+    """The metrics text on `port`, or None while nothing listens there yet."""
     try:
-        scrape_text(port)
+        return scrape_text(port)
     except OSError:
-        return False
-    return True
+        return None
 
 
 def test_run_with_the_simulator_stores_every_reading_once_refuses_a_second_run_and_stops_at_its_duration(
@@ -169,22 +169,27 @@ def test_run_with_the_simulator_stores_every_reading_once_refuses_a_second_run_a
 ) -> None:
     """One run for everything `run` promises on its own (its Ctrl+C stop is the fault test's, which ends so).
 
-    The checks while it runs happen once the stream job serves its metrics (its JVM and every socket are up);
-    the simulator publishes for longer than a loaded machine takes to get there, and the drain after it
-    keeps the pipeline up at least until the first rows are stored.
+    The second `run` is refused as soon as the first holds its lock. The metrics and sockets are read the
+    moment the stream job serves its metrics (its JVM and every socket are up), before the run can end:
+    a loaded machine may take longer to get there than the simulator's 45 s, and the drain after them
+    keeps the pipeline up until the job has stored what was forwarded.
     """
-    run = Run(stack_config, empty_db, "--simulate", "4", "--rate", "100", "--duration", "30", "--json")
+    run = Run(stack_config, empty_db, "--simulate", "4", "--rate", "100", "--duration", "45", "--json")
     deadline = time.monotonic() + RUN_TIMEOUT_S
-    while not metrics_served(run.settings.stream.metrics_port):
+    while PidFile(run.settings.home / "run" / "run.pid").running_pid() != run.process.pid:
         assert run.process.poll() is None, run.process.communicate()
-        assert time.monotonic() < deadline, "the stream job never served its metrics"
-        time.sleep(0.5)
-    assert_listening_on_loopback_only(run)
+        assert time.monotonic() < deadline, "`run` never took its lock"
+        time.sleep(0.2)
     code, _, err = Run(stack_config, empty_db, "--no-view").finish(60)  # a second `run` on the same home
     assert code == 1
     assert f"another `sensorpipe run` (pid {run.process.pid}) supervises the pipeline" in err
     assert "Traceback" not in err
-    shown = [scrape_text(run.settings.bridge.metrics_port), scrape_text(run.settings.stream.metrics_port)]
+    while (stream_metrics := scraped(run.settings.stream.metrics_port)) is None:
+        assert run.process.poll() is None, run.process.communicate()
+        assert time.monotonic() < deadline, "the stream job never served its metrics"
+        time.sleep(0.5)
+    shown = [stream_metrics, scrape_text(run.settings.bridge.metrics_port)]
+    assert_listening_on_loopback_only(run)
     shown.append(sensorpipe("--config", str(stack_config), *run.flags, "config", "show", "--json").stdout)
 
     code, out, err = run.finish()
@@ -206,7 +211,7 @@ def test_run_with_the_simulator_stores_every_reading_once_refuses_a_second_run_a
     assert "stream job: everything forwarded is stored" in err
     assert sum(line.startswith("  database: TimescaleDB") for line in err.splitlines()) == 1, err  # on or off, why
     records = assert_exactly_once(run)
-    assert records >= 2_500  # 100 readings/s for 30 s, give or take the start of the publisher
+    assert records >= 4_000  # 100 readings/s for 45 s, give or take the start of the publisher
     assert summary["totals"]["mqtt_received"] == records
     shown += [out, err, *(log.read_text(errors="replace") for log in (run.settings.home / "logs").glob("*.log"))]
     assert_no_secret_in(shown, run.settings)
