@@ -292,6 +292,18 @@ def inject(fault: tuple[str, ...], settings: Settings, pipeline: Pipeline) -> Fa
     return started
 
 
+def guaranteed(acknowledged: set[Key], faults: list[Fault]) -> set[Key]:
+    """The `acknowledged` readings none of `faults` may take with it (LOSS_WINDOW_S).
+
+    The recovery wait asks this every half second of 100,000 readings and more: only the faults that may
+    lose readings at all are asked about each one, or the test's own polling would keep a core busy.
+    """
+    lossy = [fault for fault in faults if fault.lossy]
+    if not lossy:
+        return acknowledged
+    return {key for key in acknowledged if not any(fault.may_lose(key) for fault in lossy)}
+
+
 def wait_recovered(
     fault: Fault, earlier: list[Fault], settings: Settings, pipeline: Pipeline, publisher: SteadyPublisher
 ) -> None:
@@ -301,15 +313,8 @@ def wait_recovered(
     """
     before_ms = round(fault.restarted_at * 1000)
 
-    # Polled every half second over every reading sent so far (100,000 and more): only the faults that may
-    # lose readings are asked about each one, or the test's own polling would keep a core busy.
-    lossy = [f for f in (*earlier, fault) if f.lossy]
-
     def expected() -> set[Key]:
-        acknowledged = publisher.acknowledged(before_ms)
-        if not lossy:
-            return acknowledged
-        return {key for key in acknowledged if not any(f.may_lose(key) for f in lossy)}
+        return guaranteed(publisher.acknowledged(before_ms), [*earlier, fault])
 
     def caught_up() -> bool:
         return stored_count(settings, before_ms) >= len(expected())
@@ -367,9 +372,8 @@ def test_every_acknowledged_reading_is_stored_exactly_once_through_crashes_of_ev
                 print(f"\n  fault {json.dumps(fault.row())}", flush=True)
         publisher.stop()
         acknowledged = publisher.acknowledged()
-        lossy = [fault for fault in faults if fault.lossy]
-        guaranteed = {key for key in acknowledged if not any(fault.may_lose(key) for fault in lossy)}
-        wait_until(lambda: guaranteed <= set(stored_keys(settings)), "all stored", pipeline)
+        must_store = guaranteed(acknowledged, faults)
+        wait_until(lambda: must_store <= set(stored_keys(settings)), "all stored", pipeline)
         assert pipeline.stop() == 0, pipeline.tail()
     finally:
         if publisher is not None:
@@ -396,7 +400,7 @@ def test_every_acknowledged_reading_is_stored_exactly_once_through_crashes_of_ev
     stored = stored_keys(settings)
     published = publisher.published()
     assert len(acknowledged) >= len(FAULTS) * 20 * SENSORS  # the load went on all along
-    assert guaranteed <= set(stored), f"{len(guaranteed - set(stored))} acknowledged readings lost"
+    assert must_store <= set(stored), f"{len(must_store - set(stored))} acknowledged readings lost"
     assert set(stored) <= published, "the database holds readings nobody published"
     assert len(stored) == len(set(stored))
     lake = read_dataset(settings, RAW, columns=["sensor_id", "time"]).to_pylist()

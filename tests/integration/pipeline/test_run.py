@@ -15,9 +15,9 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import psycopg
 import pytest
@@ -34,6 +34,8 @@ from tests.support import free_port, listening_addresses, sensorpipe
 pytestmark = pytest.mark.integration
 
 RUN_TIMEOUT_S = 240
+
+T = TypeVar("T")
 
 
 class Run:
@@ -164,6 +166,15 @@ def scraped(port: int | None) -> str | None:
         return None
 
 
+def wait_for(run: Run, found: Callable[[], T | None], what: str, deadline: float) -> T:
+    """`found()`'s first value that is not None, asked while `run` is alive and until `deadline`."""
+    while (value := found()) is None:
+        assert run.process.poll() is None, run.process.communicate()
+        assert time.monotonic() < deadline, f"{what} not by the deadline"
+        time.sleep(0.2)
+    return value
+
+
 def test_run_with_the_simulator_stores_every_reading_once_refuses_a_second_run_and_stops_at_its_duration(
     stack_config: Path, empty_db: str
 ) -> None:
@@ -176,18 +187,15 @@ def test_run_with_the_simulator_stores_every_reading_once_refuses_a_second_run_a
     """
     run = Run(stack_config, empty_db, "--simulate", "4", "--rate", "100", "--duration", "45", "--json")
     deadline = time.monotonic() + RUN_TIMEOUT_S
-    while PidFile(run.settings.home / "run" / "run.pid").running_pid() != run.process.pid:
-        assert run.process.poll() is None, run.process.communicate()
-        assert time.monotonic() < deadline, "`run` never took its lock"
-        time.sleep(0.2)
+    lock = PidFile(run.settings.home / "run" / "run.pid")
+    wait_for(run, lambda: lock.running_pid() == run.process.pid or None, "`run` took its lock", deadline)
     code, _, err = Run(stack_config, empty_db, "--no-view").finish(60)  # a second `run` on the same home
     assert code == 1
     assert f"another `sensorpipe run` (pid {run.process.pid}) supervises the pipeline" in err
     assert "Traceback" not in err
-    while (stream_metrics := scraped(run.settings.stream.metrics_port)) is None:
-        assert run.process.poll() is None, run.process.communicate()
-        assert time.monotonic() < deadline, "the stream job never served its metrics"
-        time.sleep(0.5)
+    stream_metrics = wait_for(
+        run, lambda: scraped(run.settings.stream.metrics_port), "the stream job served its metrics", deadline
+    )
     shown = [stream_metrics, scrape_text(run.settings.bridge.metrics_port)]
     assert_listening_on_loopback_only(run)
     shown.append(sensorpipe("--config", str(stack_config), *run.flags, "config", "show", "--json").stdout)
