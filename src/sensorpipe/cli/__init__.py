@@ -19,7 +19,7 @@ from sensorpipe.config.settings import parse_assignments
 from sensorpipe.errors import SensorpipeError
 
 HELP = (
-    "IoT readings from MQTT through Kafka and Spark into a Parquet lake and PostgreSQL, losing nothing.\n\n"
+    "IoT readings from MQTT through Kafka and Spark into a Delta lake and PostgreSQL, losing nothing.\n\n"
     "Settings come from flags (`--set section.field=value`), then environment variables"
     " (`SENSORPIPE_SECTION_FIELD`, or the original stack's `MQTT_BROKER`, `KAFKA_BOOTSTRAP_SERVERS`,"
     " `POSTGRES_HOST`, `MINIO_ENDPOINT` ...), then `sensorpipe.toml`, then defaults that point at the"
@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stream": ("stream_cmd", "stream"),
     "simulate": ("simulate_cmd", "simulate_command"),
     "backfill": ("backfill_cmd", "backfill_command"),
+    "lake": ("lake_cmd", "app"),
     "top": ("top_cmd", "top"),
     "doctor": ("doctor_cmd", "doctor"),
     "run": ("run_cmd", "run"),

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import KafkaError as RdKafkaError
-from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka import KafkaException, TopicCollection, TopicPartition
 from confluent_kafka.admin import AdminClient, ClusterMetadata, OffsetSpec
 
 from sensorpipe.config import KafkaSettings
@@ -197,3 +197,16 @@ def watermarks(
         for spec in (OffsetSpec.earliest(), OffsetSpec.latest())  # type: ignore[no-untyped-call]
     )
     return {partition: (low[partition], high[partition]) for partition in sorted(found.partitions)}
+
+
+def topic_id(settings: KafkaSettings, topic: str, timeout_s: float = 10.0) -> str:
+    """The topic's id: Kafka gives a topic deleted and created again under the same name a new one."""
+    admin = admin_client(settings)  # held until the answer is in: its handle dies with it
+    futures = admin.describe_topics(TopicCollection([topic]), request_timeout=timeout_s)
+    try:
+        return str(futures[topic].result().topic_id)
+    except KafkaException as e:
+        raise KafkaError(
+            f"Kafka at {settings.bootstrap_servers} did not describe topic {topic} ({e.args[0].str()}):"
+            " does it exist? (`sensorpipe topics create`)"
+        ) from e

@@ -177,7 +177,6 @@ class StreamSettings(_Section):
     max_payload_bytes: int = Field(
         262_144, ge=64, description="larger Kafka records are rejected (payload_too_large) before parsing"
     )
-    metadata_refresh_s: float = Field(60.0, gt=0, description="how often sensor_metadata is re-read")
     metrics_host: str = Field(LOOPBACK, description="address of the job's metrics endpoint")
     metrics_port: int | None = Field(9311, ge=1, le=65535, description="Prometheus metrics port; unset: off")
 
@@ -256,10 +255,26 @@ class S3Settings(_Section):
 
 
 class LakeSettings(_Section):
-    """Where the Parquet lake lives: in the S3 bucket, or in a local directory."""
+    """The lake's Delta tables: where they live (the S3 bucket or a local directory), commits and upkeep."""
 
     backend: Literal["s3", "local"] = Field("s3", description="s3: the bucket of [s3]; local: a directory")
     local_dir: Path | None = Field(None, description="lake directory for backend=local (default: <home>/lake)")
+    commit_interval_s: float = Field(
+        60.0,
+        gt=0,
+        description="how often the stream job commits staged readings to the raw table: fewer, larger files"
+        " against a fresher lake (the aggregates trail it by as much)",
+    )
+    maintenance_interval_s: float | None = Field(
+        3600.0, gt=0, description="how often the stream job compacts, vacuums and prunes the tables; unset: never"
+    )
+    target_file_mb: int = Field(64, ge=1, description="file size compaction aims at")
+    vacuum_retention_hours: int = Field(
+        168, ge=0, description="files a commit removed stay this long for readers of older snapshots"
+    )
+    retention_days: int | None = Field(
+        None, ge=1, description="delete lake rows older than this many days; unset: keep everything"
+    )
 
 
 class MonitoringSettings(_Section):

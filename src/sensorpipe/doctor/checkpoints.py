@@ -1,7 +1,7 @@
 """Problem 7: each query's checkpoint is readable, fits the current query, and its Kafka offsets are retained.
 
 A restart resumes exactly where the checkpoint says; these checks find, before a start, a checkpoint the job
-could not resume from (and a lake sink log whose checkpoint is gone), each with its way out, instead of the
+could not resume from (and a lake table whose writing query's checkpoint is gone), each with its way out, instead of the
 original stack's "fix": a random checkpoint directory that silently reprocesses or skips data.
 """
 
@@ -24,15 +24,14 @@ from sensorpipe.stream.checkpoint_log import (
 )
 from sensorpipe.stream.checkpoints import (
     ACCEPT_THE_GAP,
-    FILE_SINKS,
-    ORPHANED_SINK_LOGS_FIX,
+    ORPHANED_TABLES_FIX,
     QUERIES,
     START_OVER,
+    TABLE_WRITERS,
     CheckpointError,
     checkpoint_uri,
-    orphaned_sink_logs,
-    orphaned_sink_logs_cause,
-    sink_log_uri,
+    orphaned_tables,
+    orphaned_tables_cause,
 )
 
 UNREADABLE_FIX = f"restore the checkpoint from a backup, or {START_OVER}"
@@ -87,7 +86,7 @@ def _read(name: str, query: str, settings: Settings) -> CheckpointLog | Check | 
     uri = checkpoint_uri(settings, query)
     try:
         log = read_checkpoint(settings, query)
-        orphaned = sink_log_uri(settings, query) in orphaned_sink_logs(settings) if query in FILE_SINKS else False
+        orphaned = orphaned_tables(settings) if query in TABLE_WRITERS else []
     except UnreadableCheckpointError as e:
         return failed(name, f"unreadable: {e}", UNREADABLE_FIX)
     except CheckpointError:
@@ -95,7 +94,7 @@ def _read(name: str, query: str, settings: Settings) -> CheckpointLog | Check | 
     except OSError as e:
         return failed(name, f"cannot read {uri} ({e})", "check stream.checkpoint_base and the rights on it")
     if orphaned:
-        return failed(name, orphaned_sink_logs_cause(settings, [sink_log_uri(settings, query)]), ORPHANED_SINK_LOGS_FIX)
+        return failed(name, orphaned_tables_cause(settings, orphaned), ORPHANED_TABLES_FIX)
     return log
 
 
@@ -107,11 +106,13 @@ def _batch(log: CheckpointLog, latest: OffsetEntry) -> str:
 def _check_lake_source(name: str, log: CheckpointLog, latest: OffsetEntry) -> Check:
     source = latest.sources[0]
     if source is None:
-        return passed(name, f"{_batch(log, latest)}, before the lake's raw had an entry")
+        return passed(name, f"{_batch(log, latest)}, before the lake's raw had a commit")
     found = json.loads(source)
-    if not isinstance(found, dict) or not isinstance(found.get("logOffset"), int):
-        return failed(name, f"{log.uri} was written for another source than the lake's raw", OTHER_QUERY_FIX)
-    return passed(name, f"{_batch(log, latest)}, up to entry {found['logOffset']} of the lake's raw")
+    if not isinstance(found, dict) or not isinstance(found.get("reservoirVersion"), int):
+        return failed(
+            name, f"{log.uri} was written for another source than the lake's Delta table raw", OTHER_QUERY_FIX
+        )
+    return passed(name, f"{_batch(log, latest)}, up to version {found['reservoirVersion']} of the lake's raw")
 
 
 def _check_kafka(name: str, log: CheckpointLog, latest: OffsetEntry, settings: Settings) -> Check:

@@ -1,26 +1,26 @@
-"""The Parquet lake: its layout in one place, and reading it back exactly as Spark committed it.
+"""The lake: two Delta tables, their layout in one place, and reading and appending them without a JVM.
 
-Layout (docs/design.md "Storage layout"): one directory per dataset under the lake root (`s3a://<bucket>/`
-or `Settings.lake_dir`), Hive-style partitions by UTC date and hour:
-`raw/date=2026-11-27/hour=14/part-….parquet`. The stream job takes dataset URIs and partition
-columns from here; backfill and tests read the lake back with pyarrow through `read_dataset`.
+Layout (docs/design.md "Storage layout"): one Delta table per dataset under the lake root (`s3://<bucket>/`
+or `Settings.lake_dir`), partitioned by UTC date: `raw/date=2026-11-27/part-….parquet` beside the table's
+log `raw/_delta_log/`. Each row also carries its UTC `hour`, a plain column. Only the files of the
+table's current snapshot are data: a crashed write leaves files no commit lists, and no reader sees them.
 
-Spark's file sink commits the files of each micro-batch in `<dataset>/_spark_metadata/`; a batch
-that crashed may leave part files that no log lists. `read_dataset` reads only the files the log
-lists when there is one, so such orphans are never read (docs/design.md "Delivery guarantee").
+Everything here goes through delta-rs (the `deltalake` package): the stream job's lake commits
+(stream/lake_commit.py), maintenance, backfill, doctor and the bench read and write the same snapshot
+with the same commit protocol, which on S3 uses conditional writes (`If-None-Match`), so a second writer
+(`sensorpipe lake maintain` beside a running job) can never overwrite a commit. Spark reads `raw` as a
+stream through Delta's own jars (the aggregates).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Final, Literal, get_args
-from urllib.parse import unquote, urlsplit
+from typing import TYPE_CHECKING, Final, Literal, get_args
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,8 +28,12 @@ import pyarrow.fs as pafs
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sensorpipe.config import Settings
+from sensorpipe.contract.measurements import MEASUREMENTS
 from sensorpipe.errors import SensorpipeError
 from sensorpipe.storage.s3 import S3Error, explain, s3_client
+
+if TYPE_CHECKING:
+    from deltalake import DeltaTable, Transaction
 
 __all__ = [
     "AGG_1M",
@@ -38,22 +42,29 @@ __all__ = [
     "HOUR_COLUMN",
     "PARTITION_SCHEMA",
     "RAW",
-    "SPARK_METADATA_DIR",
+    "SCHEMAS",
     "TIME_COLUMNS",
     "Dataset",
     "LakeError",
-    "committed_files",
+    "append",
+    "conformed",
     "dataset_path",
     "dataset_uri",
+    "delta_table",
     "empty_table",
+    "ensure_table",
     "lake_filesystem",
+    "offsets_app_id",
     "partition_filter",
     "partition_path",
     "partition_values",
     "read_dataset",
+    "storage_options",
+    "table_uri",
     "time_filter",
     "with_partition_columns",
     "write_dataset",
+    "write_partitioned",
 ]
 
 logger = logging.getLogger(__name__)
@@ -70,13 +81,40 @@ TIME_COLUMNS: Final[dict[Dataset, str]] = {RAW: "time", AGG_1M: "bucket"}
 DATE_COLUMN: Final = "date"
 HOUR_COLUMN: Final = "hour"
 PARTITION_SCHEMA: Final = pa.schema([(DATE_COLUMN, pa.string()), (HOUR_COLUMN, pa.int32())])
-"""`date` as `YYYY-MM-DD` and `hour` 0 to 23, both in UTC: what Spark's `partitionBy` writes and pyarrow reads."""
+"""`date` as `YYYY-MM-DD` and `hour` 0 to 23, both in UTC. The tables are partitioned by `date` alone:
+a partition per hour would make 24 small files a day where one does (docs/performance.md, "Lake")."""
+PARTITION_BY: Final = [DATE_COLUMN]
 
-SPARK_METADATA_DIR: Final = "_spark_metadata"
-_SINK_LOG_VERSION = "v1"
-_SINK_LOG_FILE = re.compile(r"(\d+)(\.compact)?")
 _UTC_MICROS = pa.timestamp("us", tz="UTC")
 _TICK = timedelta(microseconds=1)
+_MEASURED = [(m.name, pa.float64()) for m in MEASUREMENTS]
+SCHEMAS: Final[dict[Dataset, pa.Schema]] = {
+    RAW: pa.schema(
+        [
+            ("time", _UTC_MICROS),
+            ("sensor_id", pa.string()),
+            *_MEASURED,
+            ("raw_data", pa.string()),
+            ("time_source", pa.string()),
+            ("kafka_partition", pa.int32()),
+            ("kafka_offset", pa.int64()),
+            ("name", pa.string()),
+            ("location", pa.string()),
+            ("kind", pa.string()),
+            *PARTITION_SCHEMA,
+        ]
+    ),
+    AGG_1M: pa.schema(
+        [
+            ("sensor_id", pa.string()),
+            ("readings", pa.int32()),
+            *[(f"{stat}_{m.name}", pa.float64()) for m in MEASUREMENTS for stat in ("avg", "min", "max")],
+            ("bucket", _UTC_MICROS),
+            *PARTITION_SCHEMA,
+        ]
+    ),
+}
+"""The columns of each table: a reading as the database stores it plus the sensor's metadata; an aggregate."""
 
 
 class LakeError(SensorpipeError):
@@ -97,14 +135,41 @@ def partition_values(moment: datetime) -> tuple[str, int]:
 
 
 def partition_path(dataset: Dataset, moment: datetime) -> str:
-    """Path of the partition holding `moment`, relative to the lake root: `raw/date=2026-11-27/hour=14`."""
-    date, hour = partition_values(moment)
-    return f"{dataset}/{DATE_COLUMN}={date}/{HOUR_COLUMN}={hour}"
+    """Path of the partition holding `moment`, relative to the lake root: `raw/date=2026-11-27`."""
+    date, _hour = partition_values(moment)
+    return f"{dataset}/{DATE_COLUMN}={date}"
 
 
 def dataset_uri(settings: Settings, dataset: Dataset) -> str:
     """Where Spark writes and reads `dataset`: `s3a://bucket/raw` or `file:///abs/lake/raw`."""
     return f"{settings.lake_uri.rstrip('/')}/{dataset}"
+
+
+def table_uri(settings: Settings, dataset: Dataset) -> str:
+    """Where delta-rs finds `dataset`: `s3://bucket/raw` or the absolute local directory."""
+    if settings.lake.backend == "local":
+        return str(settings.lake_dir / dataset)
+    return f"s3://{settings.s3.bucket}/{dataset}"
+
+
+def storage_options(settings: Settings) -> dict[str, str]:
+    """delta-rs's options for the `[s3]` section; none for a local lake (atomic renames guard its commits).
+
+    `conditional_put=etag` makes a commit an `If-None-Match` write, so two writers (the job's commits and a
+    maintenance run) can never both create the same log version: checked against SeaweedFS 4.48.
+    """
+    if settings.lake.backend == "local":
+        return {}
+    s3 = settings.s3
+    return {
+        "AWS_ENDPOINT_URL": s3.endpoint,
+        "AWS_ACCESS_KEY_ID": s3.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3.secret_key.get_secret_value(),
+        "AWS_REGION": s3.region,
+        "AWS_ALLOW_HTTP": str(urlsplit(s3.endpoint).scheme == "http").lower(),
+        "AWS_VIRTUAL_HOSTED_STYLE_REQUEST": "false",
+        "conditional_put": "etag",
+    }
 
 
 def dataset_path(settings: Settings, dataset: str) -> str:
@@ -133,92 +198,24 @@ def lake_filesystem(settings: Settings) -> pafs.FileSystem:
 
 @contextmanager
 def explained(settings: Settings) -> Iterator[None]:
-    """pyarrow reports S3 failures as bare OSErrors; ask boto3 what is wrong so the message names the fix."""
+    """pyarrow and delta-rs report S3 failures as bare errors; ask boto3 what is wrong so the message names the fix."""
+    from deltalake.exceptions import DeltaError
+
     try:
         yield
-    except OSError as e:
+    except (OSError, DeltaError) as e:
         if settings.lake.backend == "local":
+            if isinstance(e, DeltaError):
+                raise LakeError(f"the lake's Delta table under {settings.lake_dir} failed: {e}") from e
             raise
         s3 = settings.s3
         try:
             s3_client(s3, timeout_s=3.0, retries=1).list_objects_v2(Bucket=s3.bucket, MaxKeys=1)
         except (ClientError, BotoCoreError) as probe_error:
             raise explain(s3, probe_error) from e
+        if isinstance(e, DeltaError):
+            raise LakeError(f"the lake's Delta table in s3://{s3.bucket} failed: {e}") from e
         raise S3Error(f"S3 at {s3.endpoint} failed: {e}") from e
-
-
-def _sink_log_entries(text: str, name: str) -> list[dict[str, object]]:
-    """One batch file of Spark's file sink log: a version line, then one JSON object per line."""
-    lines = text.splitlines()
-    if not lines or lines[0].strip() != _SINK_LOG_VERSION:
-        found = lines[0].strip() if lines else "nothing"
-        raise LakeError(f"{name}: expected the file sink log version {_SINK_LOG_VERSION!r} first, found {found!r}")
-    return [json.loads(line) for line in lines[1:] if line.strip()]
-
-
-def _uri_to_path(uri: str, filesystem: pafs.FileSystem) -> str:
-    """A path from the log (`s3a://bucket/raw/…`, `file:/abs/…`, percent-encoded) as `filesystem` names it."""
-    parts = urlsplit(uri)
-    if filesystem.type_name == "s3" and parts.scheme in {"s3a", "s3", "s3n"}:
-        return unquote(f"{parts.netloc}{parts.path}")
-    if filesystem.type_name == "local" and parts.scheme == "file":
-        return unquote(parts.path)
-    raise LakeError(f"the file sink log lists {uri}, which is not on this lake's {filesystem.type_name} filesystem")
-
-
-def committed_files(filesystem: pafs.FileSystem, dataset_dir: str) -> list[str] | None:
-    """The part files Spark's file sink committed under `dataset_dir`, or None when it has no sink log.
-
-    Mirrors Spark's `CompactibleFileStreamLog.allFiles`: the newest `N.compact` file holds every
-    earlier batch, then each later batch file `N+1`, `N+2`, … up to the newest must exist. A path is
-    live when some batch adds it and no batch deletes it. Hidden files (`.0.crc`, `.1.tmp`) are skipped.
-    An empty log means no batch committed yet: no files, even if part files lie around.
-    """
-    log_dir = f"{dataset_dir}/{SPARK_METADATA_DIR}"
-    if filesystem.get_file_info(log_dir).type != pafs.FileType.Directory:
-        return None
-    batches: dict[int, str] = {}
-    for info in filesystem.get_file_info(pafs.FileSelector(log_dir)):
-        match = _SINK_LOG_FILE.fullmatch(info.base_name)
-        if info.type == pafs.FileType.File and match:
-            batch = int(match.group(1))
-            if match.group(2) or batch not in batches:
-                batches[batch] = info.path
-    if not batches:
-        return []
-    latest = max(batches)
-    compacted = [batch for batch, path in batches.items() if path.endswith(".compact")]
-    first = max(compacted, default=0)
-    missing = [batch for batch in range(first, latest + 1) if batch not in batches]
-    if missing:
-        raise LakeError(f"{log_dir} lacks batch {missing[0]} of {first}..{latest}: the file sink log is damaged")
-    added: dict[str, None] = {}
-    deleted: set[str] = set()
-    for batch in range(first, latest + 1):
-        with filesystem.open_input_stream(batches[batch]) as stream:
-            entries = _sink_log_entries(stream.read().decode(), batches[batch])
-        for entry in entries:
-            path = str(entry["path"])
-            if entry.get("action", "add") == "delete":
-                deleted.add(path)
-            else:
-                added[path] = None
-    return [_uri_to_path(uri, filesystem) for uri in added if uri not in deleted]
-
-
-def _listed_files(filesystem: pafs.FileSystem, dataset_dir: str) -> list[str]:
-    """Every file under `dataset_dir` but those under a `_` or `.` name (logs, markers, checksums, temp files)."""
-    try:
-        infos = filesystem.get_file_info(pafs.FileSelector(dataset_dir, recursive=True))
-    except FileNotFoundError:
-        return []
-    prefix = dataset_dir.rstrip("/") + "/"
-    return sorted(
-        info.path
-        for info in infos
-        if info.type == pafs.FileType.File
-        and not any(part.startswith(("_", ".")) for part in info.path.removeprefix(prefix).split("/"))
-    )
 
 
 def partition_filter(start: datetime | None = None, end: datetime | None = None) -> pc.Expression | None:
@@ -274,6 +271,76 @@ def _checked(dataset: str) -> Dataset:
     return dataset
 
 
+def offsets_app_id(topic: str, topic_id: str, partition: int) -> str:
+    """The Delta application transaction of `raw` that records its highest Kafka offset of one partition.
+
+    The topic's id is part of it: a topic deleted and created again counts its offsets afresh.
+    """
+    return f"sensorpipe:{topic}:{topic_id}:{partition}"
+
+
+def delta_table(settings: Settings, dataset: Dataset) -> DeltaTable | None:
+    """The current snapshot of `dataset`, or None when no table is there yet."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    uri = table_uri(settings, _checked(dataset))
+    with explained(settings):
+        try:
+            return DeltaTable(uri, storage_options=storage_options(settings))
+        except TableNotFoundError:
+            return None
+
+
+def ensure_table(settings: Settings, dataset: Dataset) -> DeltaTable:
+    """`dataset`'s table, created empty (its schema, partitioned by date) when there is none yet."""
+    from deltalake import DeltaTable
+
+    table = delta_table(settings, dataset)
+    if table is not None:
+        return table
+    with explained(settings):
+        created = DeltaTable.create(
+            table_uri(settings, dataset),
+            SCHEMAS[dataset],
+            partition_by=PARTITION_BY,
+            mode="ignore",  # another writer created it meanwhile: theirs is the same table
+            name=dataset,
+            storage_options=storage_options(settings),
+        )
+    logger.info("created the lake's Delta table %s", dataset_uri(settings, dataset))
+    return created
+
+
+def conformed(table: pa.Table, dataset: Dataset) -> pa.Table:
+    """`table` as `dataset`'s columns, in order and type; a column it lacks is null."""
+    schema = SCHEMAS[dataset]
+    columns = [
+        table[field.name].cast(field.type) if field.name in table.schema.names else pa.nulls(len(table), field.type)
+        for field in schema
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def append(settings: Settings, dataset: Dataset, table: pa.Table, transactions: Sequence[Transaction] = ()) -> None:
+    """Append `table` (with its `date`/`hour` columns) to `dataset` as one Delta commit.
+
+    `transactions` (application id, version) are recorded in the same commit: the stream job's way to
+    know which Kafka offsets the lake holds (stream/lake_commit.py), atomically with the rows themselves.
+    """
+    from deltalake import CommitProperties, write_deltalake
+
+    with explained(settings):
+        write_deltalake(
+            table_uri(settings, dataset),
+            conformed(table, dataset),
+            mode="append",
+            partition_by=PARTITION_BY,
+            storage_options=storage_options(settings),
+            commit_properties=CommitProperties(app_transactions=list(transactions)) if transactions else None,
+        )
+
+
 def read_dataset(
     settings: Settings,
     dataset: Dataset,
@@ -284,31 +351,17 @@ def read_dataset(
 ) -> pa.Table:
     """The rows of `dataset` with their time in [start, end) (aware datetimes; either may be None), with `date`/`hour`.
 
-    Reads only the files committed in `_spark_metadata` when the dataset has that log, else every
-    file outside `_`/`.` names. A missing or empty dataset gives `empty_table(dataset, columns)`.
+    Reads the table's current snapshot: committed files only, the dates outside [start, end) never opened.
+    A missing table gives `empty_table(dataset, columns)`.
     Raises S3Error (with the fix) when S3 cannot be reached, refuses the keys or lacks the bucket.
     """
-    import pyarrow.dataset as ds  # imports pandas: only for the commands that read or write the lake
-
     time_column = TIME_COLUMNS[_checked(dataset)]
-    filesystem = lake_filesystem(settings)
-    root = dataset_path(settings, dataset)
+    table = delta_table(settings, dataset)
+    if table is None:
+        return empty_table(dataset, columns)
     with explained(settings):
-        files = committed_files(filesystem, root)
-        if files is None:
-            files = _listed_files(filesystem, root)
-        if not files:
-            return empty_table(dataset, columns)
-        data = ds.dataset(
-            files,
-            filesystem=filesystem,
-            format="parquet",
-            partitioning=ds.partitioning(PARTITION_SCHEMA, flavor="hive"),
-            partition_base_dir=root,
-        )
-        conditions = [partition_filter(start, end)]
-        if time_column in data.schema.names:
-            conditions.append(time_filter(time_column, start, end))
+        data = table.to_pyarrow_dataset()
+        conditions = [partition_filter(start, end), time_filter(time_column, start, end)]
         return data.to_table(columns=columns, filter=_all([c for c in conditions if c is not None]))
 
 
@@ -324,23 +377,24 @@ def with_partition_columns(table: pa.Table, time_column: str) -> pa.Table:
     return table.append_column(HOUR_COLUMN, pc.hour(utc).cast(pa.int32()))
 
 
-def write_dataset(settings: Settings, dataset: Dataset, table: pa.Table) -> list[str]:
-    """Write `table` into `dataset` in the lake's layout, next to what is there; the new files, relative to it.
+def write_dataset(settings: Settings, dataset: Dataset, table: pa.Table) -> int:
+    """Append `table` (the dataset's columns but `date`/`hour`, which are derived) to `dataset`; the new version.
 
-    For tests and backfill tooling: no `_spark_metadata` log is written, so on a dataset that has
-    one (written by the stream job) these files stay invisible to `read_dataset`. Each call adds
-    files named `part-<random>-<n>.parquet`, so it never overwrites earlier files.
+    For tests and backfill tooling: one Delta commit, so readers see all of it or none of it.
     """
     partitioned = with_partition_columns(table, TIME_COLUMNS[_checked(dataset)])
-    written = write_partitioned(settings, partitioned, dataset_path(settings, dataset))
-    logger.info("wrote %d row(s) in %d file(s) to %s", table.num_rows, len(written), dataset_uri(settings, dataset))
-    return written
+    append(settings, dataset, partitioned)
+    written = delta_table(settings, dataset)
+    assert written is not None
+    logger.info("appended %d row(s) to %s", table.num_rows, dataset_uri(settings, dataset))
+    return written.version()
 
 
 def write_partitioned(settings: Settings, partitioned: pa.Table, root: str) -> list[str]:
-    """Parquet files of a table with its `date`/`hour` columns under `root` (a `dataset_path`); the files, relative.
+    """Parquet files of a table with its `date`/`hour` columns under `root`, in Hive layout; the files, relative.
 
-    New files are named `part-<random>-<n>.parquet`, so a call never overwrites earlier ones.
+    For the bench's S3 ceiling (plain files, no table). New files are named `part-<random>-<n>.parquet`,
+    so a call never overwrites earlier ones.
     """
     import pyarrow.dataset as ds  # imports pandas: only for the commands that read or write the lake
 

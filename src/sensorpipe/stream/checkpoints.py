@@ -8,6 +8,7 @@ logged `--reset`, and a checkpoint that no longer fits the query is reported wit
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import pyarrow.fs as pafs
 
 from sensorpipe.config import Settings
 from sensorpipe.errors import SensorpipeError
-from sensorpipe.storage.lake import AGG_1M, RAW, Dataset, dataset_uri, lake_filesystem
+from sensorpipe.storage.lake import AGG_1M, Dataset, dataset_uri, delta_table, lake_filesystem
 from sensorpipe.storage.s3 import delete_prefix
 
 logger = logging.getLogger(__name__)
@@ -25,8 +26,11 @@ logger = logging.getLogger(__name__)
 QUERIES = ("readings", "aggregates", "aggregates_lake")
 """The job's streaming queries; a query's name is also its checkpoint directory, so never rename one."""
 
-FILE_SINKS: dict[str, Dataset] = {"readings": RAW, "aggregates_lake": AGG_1M}
-"""Queries writing a lake dataset with a file sink log (`<dataset>/_spark_metadata`) that goes with their checkpoint."""
+TABLE_WRITERS: dict[str, Dataset] = {"aggregates_lake": AGG_1M}
+"""Queries whose lake table records their batch ids under their checkpoint's query id (stream/job.py).
+
+`raw` is not among them: its commits record Kafka offsets, which hold whatever happens to a checkpoint.
+"""
 
 
 class CheckpointError(SensorpipeError):
@@ -71,77 +75,81 @@ def checkpoints(settings: Settings) -> list[Checkpoint]:
     found = []
     for query in QUERIES:
         uri = checkpoint_uri(settings, query)
-        found.append(Checkpoint(query, uri, _exists(settings, uri)))
+        found.append(Checkpoint(query, uri, tree_exists(settings, uri)))
     return found
 
 
-def _exists(settings: Settings, uri: str) -> bool:
+def tree_exists(settings: Settings, uri: str) -> bool:
     filesystem, path = checkpoint_filesystem(settings, uri)
     return bool(filesystem.get_file_info(pafs.FileSelector(path, allow_not_found=True)))
 
 
-def sink_log_uri(settings: Settings, query: str) -> str:
-    return f"{dataset_uri(settings, FILE_SINKS[query])}/_spark_metadata"
+def checkpoint_query_id(settings: Settings, query: str) -> str:
+    """The id Spark keeps in a query's checkpoint (`metadata`): the same across restarts, new after a reset."""
+    filesystem, path = checkpoint_filesystem(settings, checkpoint_uri(settings, query))
+    with filesystem.open_input_stream(f"{path}/metadata") as stream:
+        return str(json.loads(stream.read().decode().splitlines()[0])["id"])
 
 
-def orphaned_sink_logs(settings: Settings) -> list[str]:
-    """Lake sink logs left by an earlier run whose checkpoint is gone.
+def orphaned_tables(settings: Settings) -> list[str]:
+    """Lake tables holding rows of an earlier run whose checkpoint is gone.
 
-    Spark skips a batch whose id its sink log already holds, so a new checkpoint (counting from batch 0
-    again) writing under such a log would have its first batches silently left out of the lake. A
-    checkpoint with an offsets log is not new, even without a commit: a job killed in its first batch,
-    after the sink logged it and before the commit, reruns that batch under the same id, which the sink
-    rightly skips.
+    A new checkpoint has a new query id and reads `raw` from its first version, so it would append
+    every final minute to `agg_1m` again: each twice, silently. A checkpoint with an offsets log is not
+    new, even without a commit.
     """
-    return [
-        sink_log_uri(settings, query)
-        for query in FILE_SINKS
-        if not _exists(settings, f"{checkpoint_uri(settings, query)}/offsets")
-        and _exists(settings, sink_log_uri(settings, query))
-    ]
+    orphaned = []
+    for query, dataset in TABLE_WRITERS.items():
+        if tree_exists(settings, f"{checkpoint_uri(settings, query)}/offsets"):
+            continue
+        table = delta_table(settings, dataset)
+        if table is not None and table.file_uris():
+            orphaned.append(dataset_uri(settings, dataset))
+    return orphaned
 
 
-ORPHANED_SINK_LOGS_FIX = (
-    "restore those checkpoints, or start over with `sensorpipe stream --reset`, which removes the sink logs"
-    " too (the lake then lists only what the new run writes; older files stay on disk outside the log)"
+ORPHANED_TABLES_FIX = (
+    "restore that checkpoint, or start over with `sensorpipe stream --reset`, which empties agg_1m too"
+    " (the aggregates then compute it again from raw)"
 )
 
 
-def orphaned_sink_logs_cause(settings: Settings, logs: list[str]) -> str:
+def orphaned_tables_cause(settings: Settings, tables: list[str]) -> str:
     return (
-        f"the lake's file sink log ({', '.join(logs)}) belongs to an earlier run whose checkpoint under"
-        f" {checkpoint_base(settings)} is gone: a new checkpoint would have its first batches skipped in the"
-        " lake, silently"
+        f"the lake's {', '.join(tables)} holds the minutes of an earlier run whose checkpoint under"
+        f" {checkpoint_base(settings)} is gone: a new checkpoint would append every minute again"
     )
 
 
-def orphaned_sink_logs_message(settings: Settings, logs: list[str]) -> str:
-    return f"{orphaned_sink_logs_cause(settings, logs)}. Either {ORPHANED_SINK_LOGS_FIX}"
+def orphaned_tables_message(settings: Settings, tables: list[str]) -> str:
+    return f"{orphaned_tables_cause(settings, tables)}. Either {ORPHANED_TABLES_FIX}"
 
 
 def reset_checkpoints(settings: Settings) -> list[str]:
-    """Delete every query's checkpoint and the lake's sink logs; returns the URIs deleted. Ask the user first.
+    """Delete every query's checkpoint and empty `agg_1m`; returns the URIs deleted or emptied. Ask the user first.
 
     The next start reads Kafka from the earliest offset it still retains; the database sinks are
-    idempotent, so readings stored before are not stored twice; the lake lists only what the new run
-    writes (its older files stay on disk, outside the new sink log).
+    idempotent and `raw` records the offsets it holds, so readings stored before are not stored twice;
+    the aggregates compute `agg_1m` again from all of `raw` (the emptying is a Delta commit: time travel
+    still shows the old rows until `VACUUM`).
     """
     deleted = []
-    targets = [(c.query, c.uri) for c in checkpoints(settings) if c.exists]
-    targets += [
-        (query, sink_log_uri(settings, query))
-        for query in FILE_SINKS
-        if _exists(settings, sink_log_uri(settings, query))
-    ]
-    for query, uri in targets:
-        _delete_tree(settings, uri)
-        logger.warning("deleted %s of query %s (stream --reset)", uri, query)
-        deleted.append(uri)
+    for checkpoint in checkpoints(settings):
+        if checkpoint.exists:
+            delete_tree(settings, checkpoint.uri)
+            logger.warning("deleted %s of query %s (stream --reset)", checkpoint.uri, checkpoint.query)
+            deleted.append(checkpoint.uri)
+    for query, dataset in TABLE_WRITERS.items():
+        table = delta_table(settings, dataset)
+        if table is not None and table.file_uris():
+            table.delete()
+            logger.warning("emptied %s of query %s (stream --reset)", dataset_uri(settings, dataset), query)
+            deleted.append(dataset_uri(settings, dataset))
     return deleted
 
 
-def _delete_tree(settings: Settings, uri: str) -> None:
-    """Delete a checkpoint or sink log directory with everything under it."""
+def delete_tree(settings: Settings, uri: str) -> None:
+    """Delete a checkpoint directory with everything under it."""
     parts = urlsplit(uri)
     if parts.scheme in {"s3a", "s3"}:
         # Directories too: see delete_prefix (the stack's S3 server would keep them and Spark would see them).

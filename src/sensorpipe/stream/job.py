@@ -1,30 +1,31 @@
-"""The stream job: Kafka → decode and validate → database, lake, dead letters; then one-minute aggregates.
+"""The stream job: Kafka → decode and validate → database, dead letters, lake; then one-minute aggregates.
 
 Three streaming queries share one SparkSession, each with its own stable checkpoint (stream/checkpoints.py):
 
 - `readings`: reads Kafka and decodes each record once, in one Spark job per micro-batch: each task's
   partition writer (stream/sinks.py) stores valid readings and rejects in the database (binary COPY,
-  idempotent), publishes the rejects to the dead-letter topic, and hands the stored readings on, enriched
-  with `sensor_metadata`, to the lake's `raw/date=…/hour=…` through Spark's file sink
-  (stream/lake_sink.py), whose log makes each batch land once. A reading the bridge forwarded twice
-  (a crash before its MQTT acknowledgement) reaches the lake once: the copy the database stored.
-- `aggregates`: one-minute windows per sensor with a watermark, read from the lake's `raw` as a file
-  stream (through its sink log: committed batches only, each once), in update mode: a window is upserted
-  again whenever late data (within the watermark) changes it.
+  idempotent), publishes the rejects to the dead-letter topic, and stages the stored readings for the
+  lake. A driver thread (stream/lake_commit.py) commits what is staged to the lake's Delta table `raw`
+  every `lake.commit_interval_s`, enriched with `sensor_metadata`, each reading once (Kafka offsets
+  recorded in the same commit). A reading the bridge forwarded twice (a crash before its MQTT
+  acknowledgement) reaches the lake once: the copy the database stored.
+- `aggregates`: one-minute windows per sensor with a watermark, read from `raw` as a Delta stream
+  (committed versions only, each once), in update mode: a window is upserted again whenever late data
+  (within the watermark) changes it.
 - `aggregates_lake`: the same windows in append mode to the lake's `agg_1m`: each window once, final,
-  after the watermark passed it (a file sink cannot take updates); every `stream.lake_aggregates_trigger`.
+  after the watermark passed it; every `stream.lake_aggregates_trigger`, one Delta commit per batch that
+  records the batch's id (a replayed batch is skipped).
 
 The aggregates read the lake rather than Kafka so that nothing is decoded twice; they trail the readings
-by one trigger. Exactly once end to end: Kafka offsets and lake files read live in the checkpoints, and
-every sink is idempotent (file sink log; `(sensor_id, time)` and `(sensor_id, bucket)` keys; rejects unique
-on their Kafka coordinates). The dead-letter topic is the exception: a replayed batch can publish a reject
-to it twice, under the same key.
+by one lake commit. Exactly once end to end: Kafka offsets and Delta versions read live in the checkpoints,
+and every sink is idempotent (offsets and batch ids recorded in the Delta log; `(sensor_id, time)` and
+`(sensor_id, bucket)` keys; rejects unique on their Kafka coordinates). The dead-letter topic is the
+exception: a replayed batch can publish a reject to it twice, under the same key.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Callable
 
 from pyspark.sql import DataFrame, SparkSession
@@ -35,11 +36,9 @@ from pyspark.sql.streaming.readwriter import DataStreamWriter
 from sensorpipe.clients.kafka_client import spark_kafka_options
 from sensorpipe.config import Settings
 from sensorpipe.contract.columns import AGGREGATE_COLUMNS
-from sensorpipe.storage.lake import AGG_1M, DATE_COLUMN, HOUR_COLUMN, RAW, dataset_uri
-from sensorpipe.stream.checkpoints import checkpoint_uri
-from sensorpipe.stream.decode import as_writer_columns, decode, valid_readings
-from sensorpipe.stream.enrichment import SensorMetadata
-from sensorpipe.stream.lake_sink import ParquetLakeSink
+from sensorpipe.storage.lake import AGG_1M, RAW, append, dataset_uri, ensure_table, with_partition_columns
+from sensorpipe.stream.checkpoints import checkpoint_query_id, checkpoint_uri
+from sensorpipe.stream.decode import as_writer_columns, decode
 from sensorpipe.stream.monitoring import StreamMetrics
 from sensorpipe.stream.sinks import (
     DATABASE_COLUMNS,
@@ -48,7 +47,6 @@ from sensorpipe.stream.sinks import (
     REJECTED,
     TALLY_SCHEMA,
     Tally,
-    TallyParam,
     aggregates_writer,
     readings_writer,
 )
@@ -56,18 +54,6 @@ from sensorpipe.stream.sinks import (
 logger = logging.getLogger(__name__)
 
 WINDOW = "1 minute"
-LAKE_FILES_PER_BATCH = 2
-"""Tasks writing a micro-batch to the lake: at most this many files per date/hour partition per trigger.
-
-Fewer files mean larger ones; the trigger interval sets how often a batch (and its files) is written:
-at a 1 s trigger and 10,000 readings/s a file holds about 5,000 readings (~150 KB). A longer trigger
-makes larger files and a later lake; the database is written at the same pace either way.
-"""
-
-LAKE_READINGS_SCHEMA = (
-    f"sensor_id string, time timestamp, temperature double, humidity double, {DATE_COLUMN} string, {HOUR_COLUMN} int"
-)
-"""The columns of the lake's `raw` the aggregates read (Parquet reads only these)."""
 
 
 def kafka_source(spark: SparkSession, settings: Settings) -> DataFrame:
@@ -87,14 +73,16 @@ def kafka_source(spark: SparkSession, settings: Settings) -> DataFrame:
 
 
 def lake_source(spark: SparkSession, settings: Settings) -> DataFrame:
-    """The lake's `raw` as a stream: the files of each batch the readings query committed, in order, once."""
-    return spark.readStream.schema(LAKE_READINGS_SCHEMA).parquet(dataset_uri(settings, RAW))
+    """The lake's `raw` as a Delta stream: the rows of each commit, in order, once.
 
-
-def _partitioned(frame: DataFrame, time_column: str) -> DataFrame:
-    """Hive partition columns from UTC (the session time zone is UTC, see stream/session.py)."""
-    return frame.withColumn(DATE_COLUMN, F.date_format(time_column, "yyyy-MM-dd")).withColumn(
-        HOUR_COLUMN, F.hour(time_column)
+    Commits that only rewrite files (compaction) bring nothing new and are passed over by Delta itself;
+    commits that delete rows (`lake.retention_days`) are skipped: the aggregates of old minutes stay.
+    """
+    return (
+        spark.readStream.format("delta")
+        .option("skipChangeCommits", "true")
+        .load(dataset_uri(settings, RAW))
+        .select("sensor_id", "time", "temperature", "humidity")
     )
 
 
@@ -122,32 +110,22 @@ def _record(tally: Tally, metrics: StreamMetrics) -> None:
     for reason, n in tally.of(REJECTED).items():
         metrics.count_rejects(n, reason)
     metrics.count_latencies(tally.of(LATENCY))
-    stored = tally.rows("sensor_data")
-    metrics.count_sink_rows("database", stored)
-    metrics.count_sink_rows("lake", stored)
+    metrics.count_sink_rows("database", tally.rows("sensor_data"))
 
 
-def _readings_batch(
-    spark: SparkSession, settings: Settings, metrics: StreamMetrics
-) -> Callable[[DataFrame, int], None]:
-    """foreachBatch of the `readings` query: one Spark job from Kafka to the database, dead letters and lake.
+def _readings_batch(settings: Settings, metrics: StreamMetrics) -> Callable[[DataFrame, int], None]:
+    """foreachBatch of the `readings` query: one Spark job from Kafka to the database, dead letters and staging.
 
     Each task decodes its records, and its partition writer (stream/sinks.py) stores them in the database,
-    publishes the rejects, and hands on the stored valid readings, which the same task enriches and writes
-    to the lake. Nothing is cached or computed twice, and a lake file exists only for readings already in
-    the database. A batch the lake's log holds already (a replay after a crash between the lake's commit
-    and the query's) is skipped as a whole: its database writes were done before its lake files.
+    publishes the rejects, and stages the stored valid readings for the lake's next commit. Nothing is
+    cached or computed twice, and a staged reading is one the database already holds.
     """
-    lake = ParquetLakeSink(spark, dataset_uri(settings, RAW), (DATE_COLUMN, HOUR_COLUMN))
-    metadata = SensorMetadata(spark, settings)
 
     def run(batch: DataFrame, batch_id: int) -> None:
-        tally = spark.sparkContext.accumulator(Counter(), TallyParam())
-        stored = as_writer_columns(batch, DATABASE_COLUMNS).mapInArrow(
-            readings_writer(settings, tally.add), valid_readings(batch).schema
+        written = as_writer_columns(batch, DATABASE_COLUMNS).mapInArrow(
+            readings_writer(settings, batch_id), TALLY_SCHEMA
         )
-        lake.add_batch(batch_id, _partitioned(metadata.enrich(stored), "time").coalesce(LAKE_FILES_PER_BATCH))
-        _record(Tally(tally.value), metrics)
+        _record(Tally().add(written.collect()), metrics)
 
     return run
 
@@ -158,6 +136,33 @@ def _aggregates_batch(settings: Settings, metrics: StreamMetrics) -> Callable[[D
     def run(batch: DataFrame, _batch_id: int) -> None:
         tally = Tally().add(batch.select(*AGGREGATE_COLUMNS).mapInArrow(write, TALLY_SCHEMA).collect())
         metrics.count_sink_rows("aggregates", tally.rows("sensor_data_1m"))
+
+    return run
+
+
+def _aggregates_lake_batch(settings: Settings, metrics: StreamMetrics) -> Callable[[DataFrame, int], None]:
+    """Final windows into `agg_1m`, one Delta commit per batch recording (checkpoint's query id, batch id):
+    a batch replayed after a crash between the commit and the checkpoint's is skipped by its recorded id."""
+    app_id: list[str] = []
+
+    def run(batch: DataFrame, batch_id: int) -> None:
+        from deltalake import Transaction
+
+        if not app_id:  # the checkpoint holds the query's id once the query has started
+            app_id.append(f"sensorpipe:aggregates_lake:{checkpoint_query_id(settings, 'aggregates_lake')}")
+        table = ensure_table(settings, AGG_1M)
+        done = table.transaction_version(app_id[0])
+        if done is not None and done >= batch_id:
+            logger.info("agg_1m holds batch %d of aggregates_lake already: skipped", batch_id)
+            return
+        windows = batch.toArrow()
+        append(
+            settings,
+            AGG_1M,
+            with_partition_columns(windows, "bucket"),
+            [Transaction(app_id[0], batch_id)],
+        )
+        metrics.count_sink_rows("aggregates_lake", windows.num_rows)
 
     return run
 
@@ -185,9 +190,7 @@ def start_readings(
     """Start the `readings` query; `available_now` processes what Kafka holds now and then stops."""
     decoded = decode(kafka_source(spark, settings), settings)
     query = (
-        _writer(decoded, "readings", settings, available_now)
-        .foreachBatch(_readings_batch(spark, settings, metrics))
-        .start()
+        _writer(decoded, "readings", settings, available_now).foreachBatch(_readings_batch(settings, metrics)).start()
     )
     logger.info("started query readings (checkpoint %s)", checkpoint_uri(settings, "readings"))
     return query
@@ -196,22 +199,16 @@ def start_readings(
 def start_aggregates(
     spark: SparkSession, settings: Settings, metrics: StreamMetrics, *, available_now: bool = False
 ) -> list[StreamingQuery]:
-    """Start both aggregates queries on the lake's `raw` (which the readings query must have created)."""
+    """Start both aggregates queries on the lake's `raw` (created empty here when it is not there yet)."""
+    ensure_table(settings, RAW)
     queries = [
         _writer(_windows(lake_source(spark, settings), settings), "aggregates", settings, available_now)
         .outputMode("update")
         .foreachBatch(_aggregates_batch(settings, metrics))
         .start(),
-        _writer(
-            _partitioned(_windows(lake_source(spark, settings), settings), "bucket"),
-            "aggregates_lake",
-            settings,
-            available_now,
-        )
+        _writer(_windows(lake_source(spark, settings), settings), "aggregates_lake", settings, available_now)
         .outputMode("append")
-        .format("parquet")
-        .partitionBy(DATE_COLUMN, HOUR_COLUMN)
-        .option("path", dataset_uri(settings, AGG_1M))
+        .foreachBatch(_aggregates_lake_batch(settings, metrics))
         .start(),
     ]
     for query in queries:

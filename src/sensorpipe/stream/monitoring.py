@@ -105,7 +105,7 @@ def summarize_progress(progress: Mapping[str, Any]) -> BatchSummary:
         input_rows_per_s=_number(progress.get("inputRowsPerSecond")),
         processed_rows_per_s=_number(progress.get("processedRowsPerSecond")),
         duration_s=duration_s,
-        # -1: a sink that cannot count (foreachBatch, the file sink); the job counts those itself.
+        # -1: a sink that cannot count (foreachBatch); the job counts those itself.
         output_rows=None if sink_rows is None or sink_rows < 0 else int(sink_rows),
         dropped_late_rows=sum(
             int(op.get("numRowsDroppedByWatermark") or 0) for op in progress.get("stateOperators", [])
@@ -228,7 +228,10 @@ class StreamMetrics:
             registry=r,
         )
         self.sink_rows = Counter(
-            "sensorpipe_stream_sink_rows", "rows written, by sink (database, lake, aggregates)", ["sink"], registry=r
+            "sensorpipe_stream_sink_rows",
+            "rows written, by sink (database, lake, aggregates, aggregates_lake)",
+            ["sink"],
+            registry=r,
         )
         self.dropped_late = Counter(
             "sensorpipe_stream_dropped_late_rows",
@@ -255,6 +258,17 @@ class StreamMetrics:
         )
         self.state = Enum(
             "sensorpipe_stream_query_state", "state of the query", q, states=list(QUERY_STATES), registry=r
+        )
+        self.lake_commit_duration = Histogram(
+            "sensorpipe_stream_lake_commit_duration_seconds",
+            "staged readings to a Delta commit of the lake's raw",
+            buckets=BATCH_DURATION_BUCKETS_S,
+            registry=r,
+        )
+        self.last_lake_commit = Gauge(
+            "sensorpipe_stream_last_lake_commit_timestamp_seconds",
+            "when the last lake commit of raw ended (Unix time)",
+            registry=r,
         )
         self.reading_latency = CountedHistogram(
             "sensorpipe_stream_reading_latency_seconds",
@@ -297,8 +311,14 @@ class StreamMetrics:
         self.encodings.labels(label).inc(n)
 
     def count_sink_rows(self, sink: str, n: int) -> None:
-        """Rows a sink wrote that Spark cannot count itself (foreachBatch, the file sink report -1)."""
+        """Rows a sink wrote that Spark cannot count itself (foreachBatch reports -1)."""
         self.sink_rows.labels(sink).inc(n)
+
+    def record_lake_commit(self, rows: int, duration_s: float) -> None:
+        """One commit of staged readings to the lake's raw (stream/lake_commit.py)."""
+        self.sink_rows.labels("lake").inc(rows)
+        self.lake_commit_duration.observe(duration_s)
+        self.last_lake_commit.set(time.time())
 
     def count_latencies(self, tallied: Mapping[str, int]) -> None:
         """Readings per latency bucket as the partition writers tallied them (`sinks.latency_buckets`)."""

@@ -12,6 +12,7 @@ from pyspark.errors import StreamingQueryException
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 
+from sensorpipe.clients.kafka_client import topic_id
 from sensorpipe.clients.topics import create_topics
 from sensorpipe.config import Settings
 from sensorpipe.errors import SensorpipeError
@@ -19,10 +20,12 @@ from sensorpipe.monitoring.metrics_server import serve_metrics
 from sensorpipe.stream.checkpoints import (
     CheckpointError,
     explain_failure,
-    orphaned_sink_logs,
-    orphaned_sink_logs_message,
+    orphaned_tables,
+    orphaned_tables_message,
 )
 from sensorpipe.stream.job import start_aggregates, start_readings
+from sensorpipe.stream.lake_commit import LakeCommitLoop, LakeCommits
+from sensorpipe.stream.lake_migrate import migrate_lake
 from sensorpipe.stream.monitoring import ProgressListener, StreamMetrics, failure_message
 
 logger = logging.getLogger(__name__)
@@ -56,10 +59,12 @@ def run_job(
     """
     handle = handle or JobHandle(threading.Event())
     metrics = metrics or StreamMetrics()
-    orphaned = orphaned_sink_logs(settings)
-    if orphaned:
-        raise CheckpointError(orphaned_sink_logs_message(settings, orphaned))
     create_topics(settings.kafka)
+    migrate_lake(settings)  # a lake of Spark's file sink (sensorpipe before Delta); says so in one line
+    orphaned = orphaned_tables(settings)
+    if orphaned:
+        raise CheckpointError(orphaned_tables_message(settings, orphaned))
+    lake = LakeCommitLoop(LakeCommits(settings, topic_id(settings.kafka, settings.kafka.topic)), settings, metrics)
     server = None
     if settings.stream.metrics_port is not None:
         server = serve_metrics(
@@ -73,12 +78,15 @@ def run_job(
         if available_now:
             # The aggregates read the lake: they start once the readings query has written all it will.
             _await(spark, settings, queries, handle)
+            lake.commit_now()
             if not handle.stop_requested.is_set():
                 queries += start_aggregates(spark, settings, metrics, available_now=True)
                 _await(spark, settings, queries[1:], handle)
         else:
+            lake.start()
             queries += start_aggregates(spark, settings, metrics)
             _await(spark, settings, queries, handle)
+            lake.stop()  # the readings query has stopped: commits what it staged last
     finally:
         for query in queries:
             if query.isActive:

@@ -3,9 +3,9 @@
 Nothing here runs on the driver and no row is collected to it (docs/design.md: "the database sink writes
 from executors with COPY"). The functions are `mapInArrow` functions: Spark hands each partition to a
 Python worker as Arrow record batches (columnar, timestamps as UTC instants, no per-row pickling) and
-the storage writer COPYs them. The readings writer hands the stored readings back to Spark, for the lake
-in the same task, and its tally to an accumulator; the aggregates writer returns its tally as rows. The
-functions are built from the settings on the driver and hold no connection until a partition arrives.
+the storage writer COPYs them. The readings writer stages the stored readings for the lake's next commit
+(storage/staging.py) from the same task; both writers return their tally as rows, a few per partition.
+The functions are built from the settings on the driver and hold no connection until a partition arrives.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyspark.accumulators import AccumulatorParam
+from pyspark import TaskContext
 
 from sensorpipe.config import PostgresSettings, Settings
 from sensorpipe.contract.columns import READING_COLUMNS, REJECT_COLUMNS
+from sensorpipe.storage.staging import stage
 from sensorpipe.storage.writer import DatabaseWriter
 from sensorpipe.stream.dead_letters import DeadLetters
 from sensorpipe.stream.monitoring import READING_LATENCY_BUCKETS_S
@@ -62,19 +63,6 @@ class Tally:
         return self.counts[(STORED, table)] + self.counts[(SKIPPED, table)]
 
 
-class TallyParam(AccumulatorParam[Counter[tuple[str, str]]]):
-    """A Spark accumulator of tally counts: each partition writer adds its own, the driver reads the sum."""
-
-    def zero(self, value: Counter[tuple[str, str]]) -> Counter[tuple[str, str]]:
-        return Counter()
-
-    def addInPlace(
-        self, value1: Counter[tuple[str, str]], value2: Counter[tuple[str, str]]
-    ) -> Counter[tuple[str, str]]:
-        value1.update(value2)
-        return value1
-
-
 _TALLY_ARROW = pa.schema([("kind", pa.string()), ("label", pa.string()), ("rows", pa.int64())])
 
 
@@ -98,20 +86,21 @@ def _value_counts(column: pa.Array | pa.ChunkedArray) -> Iterator[tuple[str, int
         yield str(entry["values"]), int(entry["counts"])
 
 
-def readings_writer(settings: Settings, report: Callable[[Counter[tuple[str, str]]], None]) -> ArrowWriter:
+def readings_writer(settings: Settings, batch_id: int) -> ArrowWriter:
     """Valid readings into `sensor_data`, rejects into `sensor_rejects` (both idempotent) and onto the
-    dead-letter topic; yields, for the lake, the valid readings (READING_COLUMNS) the database holds from
+    dead-letter topic; stages, for the lake, the valid readings (READING_COLUMNS) the database holds from
     these very records: each reading once, even when the bridge forwarded it twice.
 
-    Input: the decoded rows as DATABASE_COLUMNS (a reading is valid when `reason` is null). The tally
-    (records per encoding, their element 0; rejects per reason; rows stored and skipped per table) goes
-    to `report` once the partition is done: the job passes a Spark accumulator's `add`, because this
-    function's output is the readings themselves.
+    Input: the decoded rows as DATABASE_COLUMNS (a reading is valid when `reason` is null). Output: the
+    partition's tally (records per encoding, their element 0; rejects per reason; rows stored and skipped
+    per table; latencies). The staged file is named by `batch_id` and the task's partition, so a retried
+    or replayed task replaces its own.
     """
 
     def write(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         counts: Counter[tuple[str, str]] = Counter()
         dead_letters = DeadLetters(settings.kafka)
+        for_lake: list[pa.Table] = []
         with DatabaseWriter(settings.postgres, application_name="sensorpipe-stream") as writer:
             for batch in batches:
                 table = pa.Table.from_batches([batch])
@@ -135,9 +124,12 @@ def readings_writer(settings: Settings, report: Callable[[Counter[tuple[str, str
                         counts.update(latency_buckets(times, time.time()))
                     if result.skipped:  # a replay, or readings forwarded twice: the lake takes each once
                         valid = valid.take(pa.array(writer.first_copies(valid), pa.int64()))
-                    yield from valid.to_batches()
+                    for_lake.append(valid)
         dead_letters.close()
-        report(counts)
+        staged = pa.concat_tables(for_lake) if for_lake else None
+        if staged is not None and staged.num_rows:
+            stage(settings, batch_id, TaskContext.get().partitionId(), staged)  # type: ignore[union-attr]
+        yield _tally_batch(counts)
 
     return write
 

@@ -1,4 +1,5 @@
-"""The lake written and read back with pyarrow: on the session stack's SeaweedFS S3 and on a local directory.
+"""The lake's Delta tables written and read back through delta-rs, and a file-sink lake migrated: on the
+session stack's SeaweedFS S3 and on a local directory.
 
 Each test gets a lake of its own (a fresh bucket, or a fresh directory), so no test sees another's files.
 """
@@ -13,9 +14,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pytest
 from pydantic import SecretStr
 
+from sensorpipe.clients.topics import create_topics
 from sensorpipe.config import Settings
 from sensorpipe.config.settings import LakeSettings
 from sensorpipe.storage.lake import (
@@ -23,12 +26,16 @@ from sensorpipe.storage.lake import (
     RAW,
     dataset_path,
     dataset_uri,
+    delta_table,
     lake_filesystem,
     partition_path,
     read_dataset,
+    with_partition_columns,
     write_dataset,
+    write_partitioned,
 )
 from sensorpipe.storage.s3 import S3Error, ensure_bucket, s3_client
+from sensorpipe.stream.lake_migrate import file_sink_datasets, migrate_lake
 
 pytestmark = pytest.mark.integration
 
@@ -78,21 +85,28 @@ def s3_lake(stack_settings: Settings) -> Iterator[Settings]:
 
 
 @pytest.fixture(params=["s3", "local"])
-def lake(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+def lake(request: pytest.FixtureRequest, tmp_path: Path, stack_settings: Settings) -> Settings:
     if request.param == "s3":
         settings: Settings = request.getfixturevalue("s3_lake")
         return settings
-    return Settings(lake=LakeSettings(backend="local", local_dir=tmp_path / "lake"))
+    return stack_settings.model_copy(update={"lake": LakeSettings(backend="local", local_dir=tmp_path / "lake")})
 
 
-def test_written_readings_read_back_in_hive_partitions(lake: Settings) -> None:
+def _data_files(lake: Settings, dataset: str) -> list[str]:
+    """Every file of `dataset` but its log, relative to it."""
+    filesystem, root = lake_filesystem(lake), dataset_path(lake, dataset)
+    infos = filesystem.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
+    files = [i.path.removeprefix(root + "/") for i in infos if i.type == pafs.FileType.File]
+    return sorted(f for f in files if not f.startswith("_delta_log/"))
+
+
+def test_written_readings_read_back_from_a_table_partitioned_by_day(lake: Settings) -> None:
     table = _readings(START, 60)  # 21:00 on the 27th to 03:53 on the 28th, UTC
-    files = write_dataset(lake, RAW, table)
+    assert write_dataset(lake, RAW, table) == 0  # the table's first version
 
-    assert files, "nothing written"
-    expected_dirs = {partition_path(RAW, t).removeprefix("raw/") for t in table.column("time").to_pylist()}
-    assert {f.rsplit("/", 1)[0] for f in files} == expected_dirs
-    assert "date=2026-11-28/hour=0" in expected_dirs
+    files = _data_files(lake, RAW)
+    assert {f.rsplit("/", 1)[0] for f in files} == {"date=2026-11-27", "date=2026-11-28"}
+    assert partition_path(RAW, START) == "raw/date=2026-11-27"
     back = read_dataset(lake, RAW)
     assert back.num_rows == 60
     columns = ("time", "sensor_id", "temperature", "kafka_partition", "kafka_offset")
@@ -101,10 +115,15 @@ def test_written_readings_read_back_in_hive_partitions(lake: Settings) -> None:
         assert (row["date"], row["hour"]) == (row["time"].strftime("%Y-%m-%d"), row["time"].hour)
 
 
-def test_a_second_write_adds_files_instead_of_replacing_them(lake: Settings) -> None:
-    first, second = _readings(START, 5), _readings(START, 5)
-    assert set(write_dataset(lake, RAW, first)).isdisjoint(write_dataset(lake, RAW, second))
+def test_a_second_write_is_a_second_commit_and_stray_files_are_never_read(lake: Settings) -> None:
+    write_dataset(lake, RAW, _readings(START, 5))
+    assert write_dataset(lake, RAW, _readings(START, 5)) == 1
+    # What a crashed writer leaves: a part file in the table's directory that no commit lists.
+    stray = with_partition_columns(_readings(START, 7), "time")
+    write_partitioned(lake, stray, dataset_path(lake, RAW))
     assert read_dataset(lake, RAW).num_rows == 10
+    table = delta_table(lake, RAW)
+    assert table is not None and table.version() == 1
 
 
 def test_a_time_window_selects_exactly_its_rows(lake: Settings) -> None:
@@ -132,8 +151,8 @@ def test_aggregates_are_partitioned_by_their_bucket(lake: Settings) -> None:
             "count": pa.array([60] * 9, pa.int64()),
         }
     )
-    files = write_dataset(lake, AGG_1M, minutes)
-    assert {f.split("/hour=")[0] for f in files} == {"date=2026-11-27"}
+    write_dataset(lake, AGG_1M, minutes)
+    assert {f.rsplit("/", 1)[0] for f in _data_files(lake, AGG_1M)} == {"date=2026-11-27"}
     hour = read_dataset(lake, AGG_1M, start=START + timedelta(hours=1), end=START + timedelta(hours=2))
     assert _rows(hour, "bucket", "hour") == [(START + timedelta(minutes=m), 22) for m in (60, 80, 100)]
     assert read_dataset(lake, RAW).num_rows == 0
@@ -155,32 +174,46 @@ def _write_sink_log(lake: Settings, batches: dict[str, list[tuple[str, str]]]) -
             out.write("\n".join(lines).encode())
 
 
-def test_with_a_sink_log_only_the_committed_files_are_read(lake: Settings) -> None:
-    committed = write_dataset(lake, RAW, _readings(START, 10))
-    write_dataset(lake, RAW, _readings(START, 10))  # a crashed batch's orphan files: same rows, never committed
-    later = write_dataset(lake, RAW, _readings(START + timedelta(hours=5), 4))
-    replaced = write_dataset(lake, RAW, _readings(START + timedelta(hours=9), 3))
-    assert read_dataset(lake, RAW).num_rows == 27, "without a log every file is read"
+def _file_sink_lake(lake: Settings) -> tuple[pa.Table, pa.Table]:
+    """A lake as sensorpipe wrote it before Delta: hour directories, and a sink log that lists some files.
 
+    Returns the readings its log commits, and those of a crashed batch it does not (orphans).
+    """
+    root = dataset_path(lake, RAW)
+    committed, orphans = _readings(START, 10), _readings(START + timedelta(hours=5), 4)
+    first = write_partitioned(lake, with_partition_columns(committed.slice(0, 6), "time"), root)
+    later = write_partitioned(lake, with_partition_columns(committed.slice(6), "time"), root)
+    replaced = write_partitioned(lake, with_partition_columns(_readings(START, 2), "time"), root)
+    write_partitioned(lake, with_partition_columns(orphans, "time"), root)
+    write_partitioned(lake, with_partition_columns(committed.slice(0, 3), "time"), dataset_path(lake, AGG_1M))
+    lake_filesystem(lake).create_dir(f"{dataset_path(lake, AGG_1M)}/_spark_metadata")
     _write_sink_log(
         lake,
         {
-            "0": [(f, "add") for f in committed + replaced],
+            "0": [(f, "add") for f in first + replaced],
             "1": [(f, "add") for f in later] + [(f, "delete") for f in replaced],
         },
     )
-    back = read_dataset(lake, RAW)
-    assert sorted(back.column("time").to_pylist()) == sorted(
-        _readings(START, 10).column("time").to_pylist()
-        + _readings(START + timedelta(hours=5), 4).column("time").to_pylist()
-    )
-    assert read_dataset(lake, RAW, end=START + timedelta(hours=1)).num_rows == 9  # 21:00 … 21:56, once each
+    return committed, orphans
 
 
-def test_an_empty_sink_log_means_nothing_committed(lake: Settings) -> None:
-    write_dataset(lake, RAW, _readings(START, 3))  # the part files of batch 0, which never committed
-    _write_sink_log(lake, {})
-    assert read_dataset(lake, RAW).num_rows == 0
+def test_a_file_sink_lake_becomes_delta_with_exactly_its_committed_readings(lake: Settings) -> None:
+    create_topics(lake.kafka)
+    committed, _orphans = _file_sink_lake(lake)
+    assert file_sink_datasets(lake) == [RAW, AGG_1M]
+    migrated = migrate_lake(lake)
+    assert migrated is not None and (migrated.readings, migrated.files_read) == (10, 3)  # 21:00-21:35, then 2 hours
+    columns = ("time", "sensor_id", "kafka_partition", "kafka_offset")
+    assert _rows(read_dataset(lake, RAW), *columns) == _rows(committed, *columns)
+    assert [f for f in _data_files(lake, RAW) if "/hour=" in f or f.startswith("_spark_metadata")] == []
+    assert _data_files(lake, AGG_1M) == []  # its old files: the aggregates compute agg_1m again from raw
+    assert migrate_lake(lake) is None
+
+    # Cut short between the Delta commit and the clean-up: the next run adds nothing twice.
+    _file_sink_lake(lake)
+    again = migrate_lake(lake)
+    assert again is not None and again.readings == 0
+    assert read_dataset(lake, RAW).num_rows == 10
 
 
 def test_a_missing_dataset_reads_as_an_empty_table(lake: Settings) -> None:

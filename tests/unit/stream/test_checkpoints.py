@@ -4,13 +4,16 @@ Spark's checkpoint files are read as Spark reads them (doctor's checks of proble
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pyarrow as pa
 import pytest
 
 from sensorpipe.config import Settings, load_settings
 from sensorpipe.doctor.checkpoints import check_checkpoint
+from sensorpipe.storage.lake import AGG_1M, write_dataset
 from sensorpipe.stream.checkpoint_log import (
     UnreadableCheckpointError,
     entry_offsets,
@@ -25,7 +28,6 @@ from sensorpipe.stream.checkpoints import (
     checkpoint_uri,
     checkpoints,
     explain_failure,
-    sink_log_uri,
 )
 
 
@@ -190,33 +192,47 @@ def test_doctor_names_both_topics_when_kafka_topic_changed(tmp_path: Path, clean
     assert check.fix.startswith("set kafka.topic back to old-topic, or start over with `sensorpipe stream --reset`")
 
 
+def _delta(version: int) -> str:
+    """A Delta streaming source's offset, as Delta 4.4 writes it in a checkpoint."""
+    return json.dumps(
+        {
+            "sourceVersion": 1,
+            "reservoirId": "0c6e4e0a-5d4f-4a51-9d8e-1f0a3c9a7b11",
+            "reservoirVersion": version,
+            "index": -1,
+            "isStartingVersion": False,
+        }
+    )
+
+
 def test_doctor_on_the_aggregates_checkpoints(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> None:
     settings = _settings(tmp_path)
-    _spark_checkpoint(settings, "aggregates", {0: ['{"logOffset":0}'], 1: ['{"logOffset":3}']}, [0, 1])
-    assert check_checkpoint("aggregates", settings).detail == "batch 1, up to entry 3 of the lake's raw"
-    _spark_checkpoint(settings, "aggregates_lake", {0: ['{"logOffset":0}', '{"logOffset":0}']}, [0])
+    _spark_checkpoint(settings, "aggregates", {0: [_delta(1)], 1: [_delta(3)]}, [0, 1])
+    assert check_checkpoint("aggregates", settings).detail == "batch 1, up to version 3 of the lake's raw"
+    _spark_checkpoint(settings, "aggregates_lake", {0: [_delta(0), _delta(0)]}, [0])
     two = check_checkpoint("aggregates_lake", settings)
     assert not two.ok and "written for a query with 2 sources; this one has 1" in two.detail
     assert two.fix is not None and two.fix.startswith("run the sensorpipe version that wrote it, or start over")
 
 
-def test_doctor_reports_a_lake_sink_log_without_its_checkpoint(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> None:
+def test_doctor_reports_agg_1m_without_its_checkpoint(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> None:
     settings = _settings(tmp_path)
-    log = Path(urlsplit(sink_log_uri(settings, "aggregates_lake")).path)
-    log.mkdir(parents=True)
-    (log / "0").write_text("v1\n")
+    assert check_checkpoint("aggregates_lake", settings).ok  # no table yet
+    minute = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    write_dataset(settings, AGG_1M, pa.table({"bucket": pa.array([minute], pa.timestamp("us", tz="UTC"))}))
     check = check_checkpoint("aggregates_lake", settings)
     assert not check.ok
-    assert "first batches skipped in the lake, silently" in check.detail
-    assert check.fix is not None and "`sensorpipe stream --reset`, which removes the sink logs too" in check.fix
-    assert check_checkpoint("readings", settings).ok  # its own log is not orphaned
+    assert "holds the minutes of an earlier run" in check.detail
+    assert "would append every minute again" in check.detail
+    assert check.fix is not None and "`sensorpipe stream --reset`, which empties agg_1m too" in check.fix
+    assert check_checkpoint("readings", settings).ok  # raw records Kafka offsets: no checkpoint of its own to lose
 
 
 def test_doctor_tells_a_kafka_checkpoint_from_a_lake_one(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> None:
     settings = _settings(tmp_path)
     _spark_checkpoint(settings, "aggregates", {0: ['{"sensor-data":{"0":12}}']}, [0])
     check = check_checkpoint("aggregates", settings)
-    assert not check.ok and "was written for another source than the lake's raw" in check.detail
+    assert not check.ok and "was written for another source than the lake's Delta table raw" in check.detail
     _spark_checkpoint(settings, "readings", {0: ['{"logOffset":0}']}, [0])
     check = check_checkpoint("readings", settings)
     assert not check.ok and "was written for another source than Kafka" in check.detail

@@ -21,7 +21,6 @@ from sensorpipe.stream.sinks import (
     SKIPPED,
     STORED,
     Tally,
-    TallyParam,
     latency_buckets,
 )
 
@@ -38,16 +37,6 @@ def test_partition_tallies_sum_by_kind_and_label() -> None:
 def test_the_database_pass_carries_every_column_of_both_tables_once() -> None:
     assert set(DATABASE_COLUMNS) == {*READING_COLUMNS, *REJECT_COLUMNS, ENCODING}
     assert len(DATABASE_COLUMNS) == len(set(DATABASE_COLUMNS))
-
-
-def test_the_tally_accumulator_sums_what_partitions_add() -> None:
-    param = TallyParam()
-    total = param.zero(Counter())
-    param.addInPlace(total, Counter({(ENCODING, "raw_json"): 3, (STORED, "sensor_data"): 150}))
-    param.addInPlace(total, Counter({(ENCODING, "raw_json"): 1, (REJECTED, "empty"): 1}))
-    tally = Tally(total)
-    assert tally.of(ENCODING) == {"raw_json": 4}
-    assert (tally.rows("sensor_data"), tally.of(REJECTED)) == (150, {"empty": 1})
 
 
 def test_a_dead_letter_is_keyed_by_its_kafka_coordinates_and_carries_the_payload_in_base64() -> None:
