@@ -43,13 +43,15 @@ def stream(
 ) -> None:
     """Run the stream job: decode, validate and store every reading of `kafka.topic`, exactly once.
 
-    Valid readings go to the lake (Parquet, `raw/date=…/hour=…`) and to `sensor_data`; one-minute
-    aggregates to `sensor_data_1m` and the lake's `agg_1m`; invalid records to `sensor_rejects` and
-    `kafka.dlq_topic` with their reason. Checkpoints live under `stream.checkpoint_base` (default: the
-    lake's `_checkpoints/`): a restart resumes exactly where the job stopped.
+    Valid readings go to `sensor_data` and, every `lake.commit_interval_s`, to the lake's Delta table
+    `raw`; one-minute aggregates to `sensor_data_1m` and the lake's `agg_1m`; invalid records to
+    `sensor_rejects` and `kafka.dlq_topic` with their reason. Checkpoints live under
+    `stream.checkpoint_base` (default: the lake's `_checkpoints/`): a restart resumes exactly where the job
+    stopped. The lake's tables are kept up every `lake.maintenance_interval_s` (`sensorpipe lake maintain`).
 
     `--reset` deletes the checkpoints, so the job reads again everything Kafka still retains (the sinks
-    are idempotent: nothing is stored twice). Metrics: `curl 127.0.0.1:9311/metrics`.
+    are idempotent: nothing is stored twice), and empties `agg_1m`, which the aggregates compute again
+    from `raw`. Metrics: `curl 127.0.0.1:9311/metrics`.
     """
     settings = app_context(ctx).settings(spark={"master": master}, stream={"trigger": trigger})
     log_events()
@@ -88,8 +90,12 @@ def _reset(settings: Settings, *, yes: bool) -> None:
         return
     listing = ", ".join(c.uri for c in existing)
     if not yes and not typer.confirm(
-        f"delete {len(existing)} checkpoint(s) ({listing})? The job then reads again everything Kafka retains"
+        f"delete {len(existing)} checkpoint(s) ({listing}) and empty the lake's agg_1m? The job then reads"
+        " again everything Kafka retains, and computes agg_1m again from raw"
     ):
         fail("nothing deleted", code=1)
-    for uri in reset_checkpoints(settings):
+    reset = reset_checkpoints(settings)
+    for uri in reset.deleted:
         ok(f"deleted {uri}")
+    for uri in reset.emptied:
+        ok(f"emptied {uri}")

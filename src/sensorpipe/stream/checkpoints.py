@@ -125,15 +125,25 @@ def orphaned_tables_message(settings: Settings, tables: list[str]) -> str:
     return f"{orphaned_tables_cause(settings, tables)}. Either {ORPHANED_TABLES_FIX}"
 
 
-def reset_checkpoints(settings: Settings) -> list[str]:
-    """Delete every query's checkpoint and empty `agg_1m`; returns the URIs deleted or emptied. Ask the user first.
+@dataclass(frozen=True)
+class Reset:
+    """What `reset_checkpoints` did."""
+
+    deleted: list[str]
+    """Checkpoints deleted."""
+    emptied: list[str]
+    """Lake tables emptied (their query's new checkpoint computes them again)."""
+
+
+def reset_checkpoints(settings: Settings) -> Reset:
+    """Delete every query's checkpoint and empty `agg_1m`. Ask the user first.
 
     The next start reads Kafka from the earliest offset it still retains; the database sinks are
     idempotent and `raw` records the offsets it holds, so readings stored before are not stored twice;
     the aggregates compute `agg_1m` again from all of `raw` (the emptying is a Delta commit: time travel
     still shows the old rows until `VACUUM`).
     """
-    deleted = []
+    deleted, emptied = [], []
     for checkpoint in checkpoints(settings):
         if checkpoint.exists:
             delete_tree(settings, checkpoint.uri)
@@ -144,8 +154,8 @@ def reset_checkpoints(settings: Settings) -> list[str]:
         if table is not None and table.file_uris():
             table.delete()
             logger.warning("emptied %s of query %s (stream --reset)", dataset_uri(settings, dataset), query)
-            deleted.append(dataset_uri(settings, dataset))
-    return deleted
+            emptied.append(dataset_uri(settings, dataset))
+    return Reset(deleted, emptied)
 
 
 def delete_tree(settings: Settings, uri: str) -> None:

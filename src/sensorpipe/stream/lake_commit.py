@@ -78,7 +78,7 @@ class LakeCommits:
         if not files:
             return 0
         staged = read_staged(self._settings, files, _STAGED_SCHEMA)
-        fresh = self.not_yet_committed(staged)
+        fresh = self.not_yet_committed(_unique(staged))
         if fresh.num_rows:
             self.append(with_partition_columns(_enriched(fresh, self._metadata(self._settings)), "time"))
         remove_staged(self._settings, files)
@@ -100,6 +100,15 @@ class LakeCommits:
             done = committed(self.app_id(partition))
             keep = pc.or_(keep, mine if done is None else pc.and_(mine, pc.greater(readings["kafka_offset"], done)))
         return readings.filter(keep)
+
+
+def _unique(readings: pa.Table) -> pa.Table:
+    """Each (Kafka record, reading) once: files staged by a run before a checkpoint reset and by the run
+    after it can both hold the same offsets before either is committed."""
+    keys = ["kafka_partition", "kafka_offset", "sensor_id", "time"]
+    numbered = readings.select(keys).append_column("row", pa.array(range(readings.num_rows), pa.int64()))
+    firsts = numbered.group_by(keys, use_threads=False).aggregate([("row", "min")])["row_min"]
+    return readings.take(pc.take(firsts, pc.sort_indices(firsts)))
 
 
 def highest_offsets(readings: pa.Table) -> dict[int, int]:

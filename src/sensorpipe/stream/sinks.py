@@ -128,7 +128,8 @@ def readings_writer(settings: Settings, batch_id: int) -> ArrowWriter:
         dead_letters.close()
         staged = pa.concat_tables(for_lake) if for_lake else None
         if staged is not None and staged.num_rows:
-            stage(settings, batch_id, TaskContext.get().partitionId(), staged)  # type: ignore[union-attr]
+            task = TaskContext.get()  # None when called outside a Spark task (tests)
+            stage(settings, batch_id, task.partitionId() if task is not None else 0, staged)
         yield _tally_batch(counts)
 
     return write

@@ -1,21 +1,24 @@
-"""`reset_checkpoints` deletes exactly the job's checkpoints, on the real S3 server and on a local directory."""
+"""`reset_checkpoints` deletes exactly the job's checkpoints (and empties agg_1m, which its new checkpoint
+computes again), on the real S3 server and on a local directory."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 import pytest
 
 from sensorpipe.config import Settings, load_settings
+from sensorpipe.storage.lake import AGG_1M, RAW, dataset_uri, read_dataset, write_dataset
 from sensorpipe.stream.checkpoints import (
     checkpoint_filesystem,
     checkpoint_uri,
     checkpoints,
-    orphaned_sink_logs,
-    orphaned_sink_logs_message,
+    orphaned_tables,
+    orphaned_tables_message,
     reset_checkpoints,
-    sink_log_uri,
 )
 
 pytestmark = pytest.mark.integration
@@ -43,28 +46,35 @@ def test_reset_deletes_the_queries_checkpoints_and_nothing_else(
     _write(settings, f"{base}/not-a-query", "keep-me")
 
     assert {c.query for c in checkpoints(settings) if c.exists} == {"readings", "aggregates"}
-    deleted = reset_checkpoints(settings)
-    assert sorted(deleted) == sorted([checkpoint_uri(settings, "readings"), checkpoint_uri(settings, "aggregates")])
+    reset = reset_checkpoints(settings)
+    assert sorted(reset.deleted) == sorted(
+        [checkpoint_uri(settings, "readings"), checkpoint_uri(settings, "aggregates")]
+    )
+    assert reset.emptied == []
     assert not any(c.exists for c in checkpoints(settings))
 
     filesystem, path = checkpoint_filesystem(settings, f"{base}/not-a-query")
     assert filesystem.get_file_info(f"{path}/keep-me").type == pafs.FileType.File
-    assert reset_checkpoints(settings) == []
+    assert reset_checkpoints(settings).deleted == []
 
 
-def test_a_lake_sink_log_without_its_checkpoint_is_caught_and_reset_removes_it(
+def test_agg_1m_without_its_checkpoint_is_caught_and_reset_empties_it(
     tmp_path: Path, clean_env: pytest.MonkeyPatch
 ) -> None:
     settings = load_settings({"lake": {"backend": "local", "local_dir": tmp_path / "lake"}})
-    assert orphaned_sink_logs(settings) == []
-    log = sink_log_uri(settings, "readings")
-    _write(settings, log, "0")  # an earlier run's file sink log; its checkpoint is gone
-    assert orphaned_sink_logs(settings) == [log]
-    message = orphaned_sink_logs_message(settings, [log])
-    assert "first batches skipped in the lake" in message and "`sensorpipe stream --reset`" in message
+    assert orphaned_tables(settings) == []
+    minute = pa.table({"bucket": pa.array([datetime(2026, 12, 7, 9, 0, tzinfo=UTC)], pa.timestamp("us", tz="UTC"))})
+    write_dataset(settings, AGG_1M, minute)  # an earlier run's minutes; its checkpoint is gone
+    write_dataset(settings, RAW, pa.table({"time": minute["bucket"]}))
+    table = dataset_uri(settings, AGG_1M)
+    assert orphaned_tables(settings) == [table]
+    message = orphaned_tables_message(settings, [table])
+    assert "would append every minute again" in message and "`sensorpipe stream --reset`" in message
 
     # With its checkpoint it is fine, even one killed in its first batch: an offsets log and no commit yet.
-    _write(settings, f"{checkpoint_uri(settings, 'readings')}/offsets", "0")
-    assert orphaned_sink_logs(settings) == []
-    assert sorted(reset_checkpoints(settings)) == sorted([checkpoint_uri(settings, "readings"), log])
-    assert orphaned_sink_logs(settings) == [] and not any(c.exists for c in checkpoints(settings))
+    _write(settings, f"{checkpoint_uri(settings, 'aggregates_lake')}/offsets", "0")
+    assert orphaned_tables(settings) == []
+    reset = reset_checkpoints(settings)
+    assert (reset.deleted, reset.emptied) == ([checkpoint_uri(settings, "aggregates_lake")], [table])
+    assert orphaned_tables(settings) == [] and not any(c.exists for c in checkpoints(settings))
+    assert (read_dataset(settings, AGG_1M).num_rows, read_dataset(settings, RAW).num_rows) == (0, 1)

@@ -130,10 +130,11 @@ def test_every_encoding_lands_once_in_database_and_lake_invalid_ones_are_rejecte
     # `--reset` asks first, and deletes nothing when refused.
     refused = sensorpipe(*lane.flags(), "stream", "--reset", "--available-now", config=stack_config, answer="n\n")
     assert refused.returncode == 1
-    assert "delete 3 checkpoint(s)" in refused.stdout and "nothing deleted" in refused.stdout + refused.stderr
+    assert "delete 3 checkpoint(s)" in refused.stdout and "and empty the lake's agg_1m?" in refused.stdout
+    assert "nothing deleted" in refused.stdout + refused.stderr
     assert all(c.exists for c in checkpoints(lane.settings)), "a refused reset deletes nothing"
     # Confirmed, it deletes the checkpoints and the job reads Kafka again from its earliest offset: the
-    # database keeps one row per reading, and the lake's new sink log lists each reading once.
+    # database keeps one row per reading, and the lake's raw, which records the offsets it holds, too.
     reset = sensorpipe(
         *lane.flags(), "stream", "--reset", "--yes", "--available-now", config=stack_config, timeout_s=600
     )

@@ -17,6 +17,7 @@ from sensorpipe.clients.topics import create_topics
 from sensorpipe.config import Settings
 from sensorpipe.contract.columns import READING_COLUMNS
 from sensorpipe.storage.migrate import migrate
+from sensorpipe.storage.staging import read_staged, staged_files
 from sensorpipe.stream.dead_letters import DeadLetterError
 from sensorpipe.stream.sinks import DATABASE_COLUMNS, ENCODING, REJECTED, SKIPPED, STORED, Tally, readings_writer
 from tests.ingest_support import read_topic
@@ -72,23 +73,26 @@ def decoded_rows(good: str, bad: str) -> pa.RecordBatch:
     return pa.RecordBatch.from_pylist(rows, schema=SCHEMA)
 
 
-def test_the_partition_writer_stores_publishes_rejects_and_hands_on_the_stored_readings(settings: Settings) -> None:
+def test_the_partition_writer_stores_publishes_rejects_and_stages_the_stored_readings(settings: Settings) -> None:
     good, bad = f"test-{uuid.uuid4()}", f"test-{uuid.uuid4()}"
     batch = decoded_rows(good, bad)
-    tally = Tally()
-    write = readings_writer(settings, tally.counts.update)
+    batch_id = uuid.uuid4().int % 10**9
+    write = readings_writer(settings, batch_id)
 
     valid = pa.Table.from_batches([batch]).slice(0, 3)
     offsets = valid.schema.get_field_index("kafka_offset")
     forwarded_again = valid.set_column(offsets, "kafka_offset", pc.add(valid["kafka_offset"], 100)).to_batches()[0]
 
     # A batch given twice (a replay), then its readings at other offsets (the bridge forwarded them twice).
-    handed_on = pa.Table.from_batches(list(write([batch, batch, forwarded_again])))
+    tallied = pa.Table.from_batches(list(write([batch, batch, forwarded_again]))).to_pylist()
+    tally = Tally().add((row["kind"], row["label"], row["rows"]) for row in tallied)
 
-    assert handed_on.column_names == list(READING_COLUMNS)
-    assert handed_on.to_pylist() == [
-        {name: row[name] for name in READING_COLUMNS} for row in 2 * batch.to_pylist()[:3]
-    ], "the valid readings, each time their own records were given; nothing of the reject or of the copies"
+    staged = [path for path in staged_files(settings) if f"batch-{batch_id:012d}-" in path]
+    assert len(staged) == 1, "one file per task and batch"
+    rows = read_staged(settings, staged, pa.schema([SCHEMA.field(name) for name in READING_COLUMNS]))
+    assert rows.to_pylist() == [{name: row[name] for name in READING_COLUMNS} for row in 2 * batch.to_pylist()[:3]], (
+        "the valid readings, each time their own records were given; nothing of the reject or of the copies"
+    )
     with psycopg.connect(settings.postgres.dsn(), autocommit=True) as owner:
         stored = owner.execute("select count(*) from sensor_data where sensor_id = %s", (good,)).fetchone()
         rejects = owner.execute(
@@ -111,7 +115,7 @@ def test_the_partition_writer_stores_publishes_rejects_and_hands_on_the_stored_r
 def test_a_dead_letter_topic_kafka_refuses_fails_the_partition_with_the_cause(settings: Settings) -> None:
     """The task fails (its micro-batch runs again) rather than lose a reject from the dead-letter topic."""
     kafka = settings.kafka.model_copy(update={"dlq_topic": f"missing-{uuid.uuid4().hex[:8]}"})
-    write = readings_writer(settings.model_copy(update={"kafka": kafka}), Tally().counts.update)
+    write = readings_writer(settings.model_copy(update={"kafka": kafka}), 0)
 
     with pytest.raises(DeadLetterError) as caught:
         list(write([decoded_rows(f"test-{uuid.uuid4()}", f"test-{uuid.uuid4()}")]))

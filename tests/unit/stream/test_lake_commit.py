@@ -81,6 +81,14 @@ def test_a_replayed_batch_and_a_reset_checkpoint_add_nothing_twice(tmp_path: Pat
     assert delta_table(settings, RAW).version() == 2  # type: ignore[union-attr]
 
 
+def test_offsets_staged_by_two_runs_before_a_commit_land_once(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    stage(settings, 57, 0, _staged(0, range(0, 6)))  # staged, then the job crashed before the lake's commit
+    stage(settings, 0, 0, _staged(0, range(0, 8)))  # the run after a checkpoint reset reads them again
+    assert LakeCommits(settings, "topic-id-1", _metadata).commit() == 8
+    assert _keys(settings) == [(0, o) for o in range(8)]
+
+
 def test_a_topic_created_again_counts_its_offsets_afresh(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
     stage(settings, 0, 0, _staged(0, range(0, 5)))
