@@ -16,6 +16,7 @@ from sensorpipe.doctor import broker, database, grafana, lake, metrics, network,
 from sensorpipe.doctor.check import Check, CheckSpec
 from sensorpipe.doctor.checkpoints import checkpoint_specs
 from sensorpipe.doctor.records import check_records
+from sensorpipe.storage.lake import DATASETS
 
 
 def _endpoint(endpoint: network.Endpoint, _settings: Settings) -> Check:
@@ -54,6 +55,10 @@ def doctor_checks(settings: Settings, grafana_dir: Path | None = None) -> list[C
         CheckSpec("database roles", database.check_roles, problem=6, needs=("database",)),
         CheckSpec("timescaledb", database.check_timescale, problem=6, needs=("database",)),
         CheckSpec("lake bucket", lake.check_bucket, problem=5, needs=by_service.get("s3", ())),
+        *(
+            CheckSpec(f"lake table {dataset}", partial(lake.check_table, dataset), problem=5, needs=("lake bucket",))
+            for dataset in DATASETS
+        ),
         *checkpoint_specs(settings, by_service),
         CheckSpec("mqtt login", broker.check_mqtt_login, problem=9, needs=by_service["mqtt"]),
         CheckSpec("bridge metrics", metrics.check_bridge_metrics, problem=8),

@@ -1,14 +1,31 @@
-"""Problem 5: the lake's bucket exists and takes a write with the configured S3 settings."""
+"""Problem 5: the lake's bucket exists and takes a write with the configured S3 settings, and its Delta
+tables are readable and kept up (files compacted, log checkpointed, `VACUUM` not cutting under the job)."""
 
 from __future__ import annotations
 
+import json
+import statistics
+import time
 import uuid
+from datetime import UTC, datetime
 
+import pyarrow as pa
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sensorpipe.config import S3Settings, Settings
 from sensorpipe.doctor.check import Check, failed, passed, split_fix
+from sensorpipe.errors import SensorpipeError
+from sensorpipe.storage.lake import Dataset, dataset_path, delta_table, lake_filesystem
 from sensorpipe.storage.s3 import explain, s3_client
+
+MIN_VACUUM_RETENTION_HOURS = 24
+"""Below this, VACUUM may delete files of `raw` the aggregates have not read yet after a stop of a day."""
+MAX_FILES_PER_PAST_DAY = 50
+"""More files in a finished day means compaction is not running (a day of commits makes ~1,440)."""
+MAX_VERSIONS_WITHOUT_CHECKPOINT = 200
+"""A log this long without a checkpoint makes every reader replay it whole (delta-rs writes one every 100)."""
+SMALL_FILE_SHARE_OF_TARGET = 8
+"""A file smaller than `lake.target_file_mb` / 8 counts as small."""
 
 
 def check_bucket(settings: Settings) -> Check:
@@ -72,4 +89,72 @@ def _check_local(settings: Settings) -> Check:
     return passed("lake bucket", f"local lake {directory} is writable (lake.backend = local)")
 
 
-__all__ = ["check_bucket"]
+def check_table(dataset: Dataset, settings: Settings) -> Check:
+    """`dataset` reads; when it was last written; files per day and how many are small; the log's checkpoint."""
+    name = f"lake table {dataset}"
+    lake = settings.lake
+    if lake.vacuum_retention_hours < MIN_VACUUM_RETENTION_HOURS:
+        return failed(
+            name,
+            f"lake.vacuum_retention_hours is {lake.vacuum_retention_hours}: VACUUM could delete files of raw that"
+            " the aggregates have not read yet, after the job was stopped that long",
+            f"set lake.vacuum_retention_hours to {MIN_VACUUM_RETENTION_HOURS} or more (default 168)",
+        )
+    try:
+        table = delta_table(settings, dataset)
+        if table is None:
+            return passed(name, "none yet: the stream job creates it")
+        actions = pa.table(table.get_add_actions(flatten=True))  # delta-rs hands it over as an Arrow stream
+        files = actions.select(["size_bytes", "partition.date"]).to_pylist()
+        last = table.history(1)[0]
+    except SensorpipeError as e:
+        return failed(name, *split_fix(str(e)))
+    age_s = max(time.time() - last["timestamp"] / 1000, 0.0)
+    per_day: dict[str, int] = {}
+    for f in files:
+        per_day[f["partition.date"]] = per_day.get(f["partition.date"], 0) + 1
+    small = sum(1 for f in files if f["size_bytes"] < lake.target_file_mb * 2**20 / SMALL_FILE_SHARE_OF_TARGET)
+    checkpoint = _last_checkpoint(settings, dataset)
+    detail = (
+        f"version {table.version()}, last commit {_ago(age_s)} ago ({last['operation']}); {len(files):,} file(s) in"
+        f" {len(per_day)} day(s), median {statistics.median(per_day.values()) if per_day else 0:g} per day,"
+        f" {small * 100 // max(len(files), 1)} % small; "
+        + (f"log checkpoint at version {checkpoint}" if checkpoint is not None else "no log checkpoint yet")
+    )
+    if checkpoint is None and table.version() >= MAX_VERSIONS_WITHOUT_CHECKPOINT:
+        return failed(
+            name,
+            f"{detail}: every reader replays all {table.version() + 1} log entries",
+            "`sensorpipe lake maintain` writes one; keep lake.maintenance_interval_s set in the stream job",
+        )
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    crowded = sorted(day for day, n in per_day.items() if day < today and n > MAX_FILES_PER_PAST_DAY)
+    if crowded:
+        return failed(
+            name,
+            f"{detail}; {len(crowded)} finished day(s) hold more than {MAX_FILES_PER_PAST_DAY} files"
+            f" ({crowded[0]}: {per_day[crowded[0]]}): compaction is not running",
+            "`sensorpipe lake maintain`, and keep lake.maintenance_interval_s set (default 3600) in the stream job",
+        )
+    return passed(name, detail)
+
+
+def _last_checkpoint(settings: Settings, dataset: Dataset) -> int | None:
+    """The version of the table's newest log checkpoint (`_delta_log/_last_checkpoint`), if it has one."""
+    filesystem = lake_filesystem(settings)
+    try:
+        with filesystem.open_input_stream(f"{dataset_path(settings, dataset)}/_delta_log/_last_checkpoint") as f:
+            return int(json.loads(f.read())["version"])
+    except FileNotFoundError:
+        return None
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+__all__ = ["check_bucket", "check_table"]

@@ -51,6 +51,8 @@ def test_healthy_stack_passes_everything_but_the_metrics_of_processes_not_runnin
         "database roles",
         "timescaledb",
         "lake bucket",
+        "lake table raw",
+        "lake table agg_1m",
         "checkpoint readings",
         "checkpoint aggregates",
         "checkpoint aggregates_lake",
