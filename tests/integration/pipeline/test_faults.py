@@ -7,7 +7,8 @@ restarted by `stack up` after a few seconds down; the bridge and the stream job 
 way and left to `run`'s supervisor. After each fault the test waits until everything published before
 the restart is stored, and at the end it proves the delivery guarantee: every reading the broker
 acknowledged is in the database and in the lake, each exactly once, but for the one window Mosquitto's
-design leaves open (LOSS_WINDOW_S), whose losses it counts.
+design leaves open (LOSS_WINDOW_S), whose losses it counts. All along, the job commits the lake every
+10 s and keeps it up every 30 s, and the test compacts it too from its own process (LAKE_PACE).
 
 It prints each fault's recovery, measured from the database's `ingested_at` (docs/reliability.md):
 - **stalled**: the longest time nothing was stored, from the kill on;
@@ -41,10 +42,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from sensorpipe.config import Settings, load_settings
 from sensorpipe.config.settings import parse_assignments
+from sensorpipe.errors import SensorpipeError
 from sensorpipe.pipeline.launch import bridge_subscribed
 from sensorpipe.stack import Stack
 from sensorpipe.stack.process import PidFile
 from sensorpipe.storage.lake import RAW, read_dataset
+from sensorpipe.storage.lake_upkeep import maintain_all
 from tests.support import STACK_BASES, free_port, fresh_home, ports_from, write_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]
@@ -58,6 +61,10 @@ SETTLE_S = 2.0
 RECOVERY_TIMEOUT_S = 240.0
 
 STREAM_TRIGGERS = {"trigger": "10 seconds", "aggregates_trigger": "1 minute"}
+LAKE_PACE = {"commit_interval_s": 10, "maintenance_interval_s": 30}
+"""The job commits the lake and keeps it up far more often than by default, so that faults land in the
+middle of both; the test itself compacts the lake too (`Maintainer`): a second writer beside the job's."""
+MAINTAIN_EVERY_S = 20.0
 """Longer micro-batch intervals than the defaults (1 s, 10 s): a readings batch costs the job about 4 CPU-seconds
 whatever its size, so under the test's load the job kept 1.35 of this machine's 2 cores busy at the defaults,
 0.9 at 5 s and 0.44 at 10 s (docs/performance.md). The guarantee does not depend on the interval (a crash
@@ -84,6 +91,32 @@ FAULTS: list[tuple[str, ...]] = [
 
 Key = tuple[str, int]
 """A reading: its sensor id and its timestamp in milliseconds, unique per reading."""
+
+
+class Maintainer:
+    """`sensorpipe lake maintain`'s work every MAINTAIN_EVERY_S from this process while the job writes the
+    lake: compaction, log checkpoints and VACUUM racing the job's own commits and upkeep."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.runs = 0
+        self.compacted = 0
+        self.failures: list[str] = []  # while S3 is down, say
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(MAINTAIN_EVERY_S):
+            try:
+                self.compacted += sum(u.files_compacted for u in maintain_all(self.settings))
+                self.runs += 1
+            except SensorpipeError as e:
+                self.failures.append(str(e))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 class SteadyPublisher:
@@ -340,8 +373,9 @@ def wait_recovered(
 def fault_stack() -> Iterator[tuple[Path, Settings]]:
     home = fresh_home("sensorpipe-faults-")
     config = write_config(home, ports_from(STACK_BASES["faults"]))
-    with config.open("a") as toml:  # see STREAM_TRIGGERS
+    with config.open("a") as toml:  # see STREAM_TRIGGERS and LAKE_PACE
         toml.write("\n[stream]\n" + "".join(f'{key} = "{value}"\n' for key, value in STREAM_TRIGGERS.items()))
+        toml.write("\n[lake]\n" + "".join(f"{key} = {value}\n" for key, value in LAKE_PACE.items()))
     settings = load_settings(config_file=config)
     stack = Stack(settings)
     try:
@@ -358,11 +392,13 @@ def test_every_acknowledged_reading_is_stored_exactly_once_through_crashes_of_ev
     config, settings = fault_stack
     pipeline = Pipeline(config)
     publisher: SteadyPublisher | None = None
+    maintainer: Maintainer | None = None
     faults: list[Fault] = []
     try:
         wait_until(lambda: bridge_subscribed(pipeline.settings), "the bridge subscribed", pipeline)
         publisher = SteadyPublisher(settings)
         wait_until(lambda: stored_count(settings) > 0, "a first reading stored", pipeline)
+        maintainer = Maintainer(settings)
         for targets in FAULTS:
             time.sleep(SETTLE_S)
             fault = inject(targets, settings, pipeline)
@@ -371,6 +407,7 @@ def test_every_acknowledged_reading_is_stored_exactly_once_through_crashes_of_ev
             with capsys.disabled():
                 print(f"\n  fault {json.dumps(fault.row())}", flush=True)
         publisher.stop()
+        maintainer.stop()
         acknowledged = publisher.acknowledged()
         must_store = guaranteed(acknowledged, faults)
         wait_until(lambda: must_store <= set(stored_keys(settings)), "all stored", pipeline)
@@ -378,6 +415,8 @@ def test_every_acknowledged_reading_is_stored_exactly_once_through_crashes_of_ev
     finally:
         if publisher is not None:
             publisher.close()
+        if maintainer is not None:
+            maintainer.stop()
         pipeline.kill()
 
     output = pipeline.output()
@@ -407,6 +446,7 @@ def test_every_acknowledged_reading_is_stored_exactly_once_through_crashes_of_ev
     in_lake = [(row["sensor_id"], round(row["time"].timestamp() * 1000)) for row in lake]
     assert len(in_lake) == len(set(in_lake)), f"{len(in_lake) - len(set(in_lake))} readings twice in the lake"
     assert set(in_lake) == set(stored), "the lake and the database hold different readings"
+    assert maintainer.runs >= len(FAULTS) and maintainer.compacted > 0, (maintainer.runs, maintainer.failures)
     with psycopg.connect(settings.postgres.dsn(), autocommit=True) as conn:
         assert conn.execute("select count(*) from sensor_rejects").fetchone() == (0,)
 
