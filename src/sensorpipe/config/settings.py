@@ -269,6 +269,12 @@ class LakeSettings(_Section):
         3600.0, gt=0, description="how often the stream job compacts, vacuums and prunes the tables; unset: never"
     )
     target_file_mb: int = Field(64, ge=1, description="file size compaction aims at")
+    log_retention_days: int = Field(
+        2,
+        ge=1,
+        description="how long each table keeps its log (time travel by version; an aggregates query stopped"
+        " longer must start over): a longer log makes every commit slower",
+    )
     vacuum_retention_hours: int = Field(
         168, ge=0, description="files a commit removed stay this long for readers of older snapshots"
     )

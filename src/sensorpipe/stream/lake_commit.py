@@ -31,7 +31,7 @@ from sensorpipe.config import Settings
 from sensorpipe.contract.columns import READING_COLUMNS
 from sensorpipe.errors import SensorpipeError
 from sensorpipe.storage.lake import RAW, SCHEMAS, append, ensure_table, offsets_app_id, with_partition_columns
-from sensorpipe.storage.lake_upkeep import maintain_all
+from sensorpipe.storage.lake_upkeep import UpkeepBusy, maintain_all
 from sensorpipe.storage.staging import read_staged, remove_staged, staged_files
 from sensorpipe.stream.enrichment import METADATA_COLUMNS, read_metadata
 from sensorpipe.stream.monitoring import StreamMetrics
@@ -175,7 +175,9 @@ class LakeCommitLoop:
             if every is not None and time.monotonic() - self._last_upkeep >= every:
                 self._last_upkeep = time.monotonic()
                 try:
-                    maintain_all(self._settings)
+                    maintain_all(self._settings, wait_s=0)
+                except UpkeepBusy as e:
+                    logger.info("lake upkeep skipped this time: %s", e)
                 except (SensorpipeError, OSError) as e:
                     logger.error("lake upkeep failed, will try again in %.0f s: %s", every, e)
 

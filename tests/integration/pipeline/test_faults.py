@@ -373,9 +373,10 @@ def wait_recovered(
 def fault_stack() -> Iterator[tuple[Path, Settings]]:
     home = fresh_home("sensorpipe-faults-")
     config = write_config(home, ports_from(STACK_BASES["faults"]))
-    with config.open("a") as toml:  # see STREAM_TRIGGERS and LAKE_PACE
-        toml.write("\n[stream]\n" + "".join(f'{key} = "{value}"\n' for key, value in STREAM_TRIGGERS.items()))
-        toml.write("\n[lake]\n" + "".join(f"{key} = {value}\n" for key, value in LAKE_PACE.items()))
+    text = config.read_text()  # see STREAM_TRIGGERS and LAKE_PACE
+    text = text.replace("[lake]\n", "[lake]\n" + "".join(f"{key} = {value}\n" for key, value in LAKE_PACE.items()))
+    text += "\n[stream]\n" + "".join(f'{key} = "{value}"\n' for key, value in STREAM_TRIGGERS.items())
+    config.write_text(text)
     settings = load_settings(config_file=config)
     stack = Stack(settings)
     try:

@@ -3,8 +3,12 @@ what upkeep does, and what `lake query` answers."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -24,7 +28,7 @@ from sensorpipe.storage.lake import (
     write_dataset,
 )
 from sensorpipe.storage.lake_query import QueryError, query
-from sensorpipe.storage.lake_upkeep import maintain, retention_cutoff
+from sensorpipe.storage.lake_upkeep import LOCK, LOCK_STALE_S, UpkeepBusy, maintain, maintain_all, retention_cutoff
 
 UTC_MICROS = pa.timestamp("us", tz="UTC")
 DAY = datetime(2026, 12, 1, tzinfo=UTC)
@@ -122,3 +126,53 @@ def test_lake_query_answers_sql_over_both_tables(tmp_path: Path) -> None:
     assert query(settings, "select count(*) as n from agg_1m where date = '2026-12-01'").to_pylist() == [{"n": 0}]
     with pytest.raises(QueryError, match=r"(?s)nope.*the lake.s tables: raw, agg_1m"):
         query(settings, "select nope from raw")
+
+
+def test_a_table_keeps_its_log_as_long_as_the_settings_say(tmp_path: Path) -> None:
+    write_dataset(_settings(tmp_path), RAW, _readings(DAY, 1))
+    table = delta_table(_settings(tmp_path), RAW)
+    assert table is not None
+    assert table.metadata().configuration["delta.logRetentionDuration"] == "interval 2 days"
+    maintain(_settings(tmp_path, log_retention_days=5), RAW)  # changed since: upkeep sets it again
+    table = delta_table(_settings(tmp_path), RAW)
+    assert table is not None
+    assert table.metadata().configuration["delta.logRetentionDuration"] == "interval 5 days"
+
+
+def _maintain_all(settings: Settings, go: Any) -> None:
+    go.wait()
+    maintain_all(settings)
+
+
+def test_upkeeps_started_together_take_turns_and_leave_every_row_once(tmp_path: Path) -> None:
+    """delta-rs lets concurrent compactions of the same files all commit: without the lock, three left
+    every row three times."""
+    settings = _settings(tmp_path)
+    for minute in range(12):
+        write_dataset(settings, RAW, _readings(DAY + timedelta(minutes=10 * minute), 10, sensor=f"s-{minute}"))
+    context = multiprocessing.get_context("spawn")
+    go = context.Event()
+    upkeeps = [context.Process(target=_maintain_all, args=(settings, go)) for _ in range(3)]
+    for process in upkeeps:
+        process.start()
+    go.set()
+    for process in upkeeps:
+        process.join(120)
+    assert [p.exitcode for p in upkeeps] == [0, 0, 0]
+    assert read_dataset(settings, RAW).num_rows == 120
+    table = delta_table(settings, RAW)
+    assert table is not None and len(table.file_uris()) == 1
+    assert not (settings.lake_dir / LOCK).exists()
+
+
+def test_a_lock_left_by_a_killed_upkeep_is_taken_over_once_stale(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    lock = settings.lake_dir / LOCK
+    lock.parent.mkdir(parents=True)
+    lock.write_text('{"pid": 1}')
+    with pytest.raises(UpkeepBusy, match="another upkeep of the lake holds _locks/upkeep"):
+        maintain_all(settings, wait_s=0)
+    stale = time.time() - LOCK_STALE_S - 1
+    os.utime(lock, (stale, stale))
+    assert maintain_all(settings, wait_s=5) == []  # no table yet: nothing else to do
+    assert not lock.exists()
