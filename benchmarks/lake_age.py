@@ -13,8 +13,9 @@ leave a lake at that age:
 Measured, on a local lake in a temporary directory (no stack needed), each the median of `--repeat`:
 1. the lake commit of one minute staged at `--rate` readings/s (`LakeCommits.commit`: read staging,
    enrich, one Delta commit recording the Kafka offsets, clear staging);
-2. one batch of the `aggregates` query (Delta streaming source on `raw`, the job's one-minute windows
-   and watermark, into Spark's `noop` sink) that picks that commit up: `triggerExecution` of its progress;
+2. one batch of the `aggregates` query (Delta streaming source on `raw` from its newest version, as for
+   a job that has run all along; the job's one-minute windows and watermark; Spark's `noop` sink) that
+   picks that commit up: `triggerExecution` of its progress;
 3. `lake query` (DuckDB over the snapshot) for one sensor over one day and over every day.
 Also: the size of one commit's file (before compaction) and of a compacted day's files.
 
@@ -110,14 +111,23 @@ def prefill(
 
 def measure(settings: Settings, spark: Any, at: datetime, offset: int, rate: float, repeat: int) -> dict[str, Any]:
     """Lake commit and aggregates batch times for `repeat` one-minute commits from `at`."""
-    from sensorpipe.stream.job import _windows, lake_source
+    from sensorpipe.storage.lake import dataset_uri
+    from sensorpipe.stream.job import _windows
 
     commits = LakeCommits(settings, "lake-age-bench", _no_metadata)
     per_minute = int(rate * 60)
     stage(settings, 0, 0, readings(at - timedelta(minutes=1), per_minute, rate, offset))
     commits.commit()  # the table exists and the stream starts after this version
     offset += per_minute
-    windows = _windows(lake_source(spark, settings), settings)
+    # The job's aggregates source, started at the newest version: a job that has run all along.
+    source = (
+        spark.readStream.format("delta")
+        .option("skipChangeCommits", "true")
+        .option("startingVersion", "latest")
+        .load(dataset_uri(settings, RAW))
+        .select("sensor_id", "time", "temperature", "humidity")
+    )
+    windows = _windows(source, settings)
     checkpoint = Path(tempfile.mkdtemp(prefix="lake-age-ckpt-"))
     stream = (
         windows.writeStream.format("noop")

@@ -54,6 +54,9 @@ from sensorpipe.stream.sinks import (
 logger = logging.getLogger(__name__)
 
 WINDOW = "1 minute"
+RAW_BYTES_PER_BATCH = "256m"
+"""How much of `raw` one aggregates batch reads at most: after a reset or a migration the aggregates read
+the whole table again, which in one batch ran a 1 GB driver out of memory on a month of readings."""
 
 
 def kafka_source(spark: SparkSession, settings: Settings) -> DataFrame:
@@ -81,6 +84,7 @@ def lake_source(spark: SparkSession, settings: Settings) -> DataFrame:
     return (
         spark.readStream.format("delta")
         .option("skipChangeCommits", "true")
+        .option("maxBytesPerTrigger", RAW_BYTES_PER_BATCH)
         .load(dataset_uri(settings, RAW))
         .select("sensor_id", "time", "temperature", "humidity")
     )
