@@ -180,8 +180,11 @@ def dataset_path(settings: Settings, dataset: str) -> str:
     return f"{settings.s3.bucket}/{dataset}"
 
 
-def lake_filesystem(settings: Settings) -> pafs.FileSystem:
-    """The configured lake as a pyarrow filesystem, with the endpoint, keys and region of the `[s3]` section."""
+def lake_filesystem(settings: Settings, attempts: int = 3) -> pafs.FileSystem:
+    """The configured lake as a pyarrow filesystem, with the endpoint, keys and region of the `[s3]` section.
+
+    `attempts`: how often a failing S3 request is tried (AWS's standard backoff, doubling up to 20 s).
+    """
     if settings.lake.backend == "local":
         return pafs.LocalFileSystem()
     s3 = settings.s3
@@ -194,6 +197,7 @@ def lake_filesystem(settings: Settings) -> pafs.FileSystem:
         endpoint_override=endpoint.netloc,
         # Path-style, as S3A and boto3 use it: the bucket never has to resolve as a host name.
         force_virtual_addressing=False,
+        retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=attempts),
     )
 
 

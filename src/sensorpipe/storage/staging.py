@@ -22,6 +22,8 @@ from sensorpipe.config import Settings
 from sensorpipe.storage.lake import RAW, dataset_path, explained, lake_filesystem
 
 STAGING_DIR: Final = f"_staging/{RAW}"
+STAGE_ATTEMPTS = 10
+"""Tries of a staging write: AWS's standard backoff doubles up to 20 s, so ~50 s in all."""
 
 
 def staging_path(settings: Settings) -> str:
@@ -29,8 +31,12 @@ def staging_path(settings: Settings) -> str:
 
 
 def stage(settings: Settings, batch_id: int, task: int, readings: pa.Table) -> str:
-    """Write `readings` as the file of (`batch_id`, `task`), replacing an earlier attempt's; its path."""
-    filesystem = lake_filesystem(settings)
+    """Write `readings` as the file of (`batch_id`, `task`), replacing an earlier attempt's; its path.
+
+    Rides out an S3 server's restart (STAGE_ATTEMPTS): a write that gives up fails its task and, in
+    local mode, the stream job with it (the fault test's S3 kill did, with the default 3 attempts).
+    """
+    filesystem = lake_filesystem(settings, attempts=STAGE_ATTEMPTS)
     path = f"{staging_path(settings)}/batch-{batch_id:012d}-task-{task:05d}.parquet"
     with explained(settings):
         if settings.lake.backend == "local":
