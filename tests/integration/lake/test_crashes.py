@@ -26,7 +26,7 @@ from sensorpipe.stream.lake_commit import LakeCommits
 pytestmark = pytest.mark.integration
 
 START = datetime(2026, 12, 6, 23, 0, tzinfo=UTC)
-KILL_AT = (0.05, 0.3, 0.6, 0.8, 0.9, 0.97)
+KILL_AT = (0.1, 0.5, 0.8, 0.95)
 """When each attempt is killed, as a share of how long a whole commit takes: before, during and after
 its Delta commit (the exit codes, versions and staged files of each attempt are in the assertion)."""
 
@@ -97,11 +97,11 @@ def _keys(settings: Settings) -> list[tuple[int, int]]:
 
 
 def _stage_more(settings: Settings, batch: int, expected: list[tuple[int, int]]) -> None:
-    """40,000 readings more on each of two Kafka partitions, staged as `batch`."""
+    """30,000 readings more on each of two Kafka partitions, staged as `batch`."""
     for partition in (0, 1):
         first = len([k for k in expected if k[0] == partition])
-        stage(settings, batch, partition, _readings(partition, first, 40_000))
-        expected += [(partition, o) for o in range(first, first + 40_000)]
+        stage(settings, batch, partition, _readings(partition, first, 30_000))
+        expected += [(partition, o) for o in range(first, first + 30_000)]
 
 
 def test_a_lake_commit_killed_at_any_moment_lands_each_reading_once_when_done_again(lake: Settings) -> None:
@@ -122,17 +122,17 @@ def test_a_lake_commit_killed_at_any_moment_lands_each_reading_once_when_done_ag
 
 def test_compaction_killed_at_any_moment_keeps_every_reading_once(lake: Settings) -> None:
     commits = LakeCommits(lake, "topic-id", _metadata)
-    for n in range(24):
+    for n in range(16):
         stage(lake, n, 0, _readings(0, n * 5_000, 5_000))
         commits.commit()
     before = _keys(lake)
     outcomes = []
-    for after_s in (0.5, 1.0, 2.0, 3.0, 5.0):
+    for after_s in (0.5, 1.5, 3.0):
         outcomes.append((_killed(_maintain, lake, after_s), _version(lake)))
         assert _keys(lake) == before
     assert any(code == -signal.SIGKILL for code, _version_after in outcomes), outcomes
     upkeep = maintain(lake, RAW)
     assert upkeep is not None
-    assert _keys(lake) == before == [(0, o) for o in range(24 * 5_000)]
+    assert _keys(lake) == before == [(0, o) for o in range(16 * 5_000)]
     table = delta_table(lake, RAW)
     assert table is not None and len(table.file_uris()) <= 2  # compacted (one day, or two across midnight)
