@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from sensorpipe.config import Settings
 from sensorpipe.errors import SensorpipeError
@@ -86,7 +86,14 @@ def _take(settings: Settings, holder: bytes) -> bool:
     except ClientError as e:
         if e.response.get("Error", {}).get("Code") not in {"PreconditionFailed", "ConditionalRequestConflict"}:
             raise explain(settings.s3, e) from e
-    head = client.head_object(Bucket=settings.s3.bucket, Key=LOCK)
+    except BotoCoreError as e:
+        raise explain(settings.s3, e) from e
+    try:
+        head = client.head_object(Bucket=settings.s3.bucket, Key=LOCK)
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") in {"404", "NoSuchKey"}:
+            return False  # released between our try and this look: try again
+        raise explain(settings.s3, e) from e
     if time.time() - head["LastModified"].timestamp() > LOCK_STALE_S:
         client.delete_object(Bucket=settings.s3.bucket, Key=LOCK)
     return False

@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psycopg
+import pyarrow as pa
 import pytest
 
 from sensorpipe.config import Settings
 from sensorpipe.errors import SensorpipeError
-from sensorpipe.storage.lake import AGG_1M, RAW, read_dataset
+from sensorpipe.storage.lake import AGG_1M, RAW, dataset_uri, read_dataset
+from sensorpipe.storage.lake_query import query
 from sensorpipe.stream.checkpoints import checkpoint_filesystem, checkpoint_uri, checkpoints
 from tests.ingest_support import read_topic
 from tests.stream_support import T0, Headers, Lane, encodings, produce, reading, run_stream, stored_keys
@@ -119,6 +121,17 @@ def test_every_encoding_lands_once_in_database_and_lake_invalid_ones_are_rejecte
     assert enriched == {("hall 1", "thermo")}
     assert {(r["location"], r["kind"]) for r in ours if r["sensor_id"] != lane.sensor("raw_json")} == {(None, None)}
     assert sorted(r["time"] for r in lake if r["sensor_id"] == default_id and r["time"] in set(legacy)) == legacy
+    # Spark (Delta's own reader) sees the snapshot delta-rs does, and `lake query` agrees with sensor_data.
+    spark_rows = spark.read.format("delta").load(dataset_uri(lane.settings, RAW))
+    by_spark = spark_rows.selectExpr("sensor_id", "unix_micros(time) as us").collect()
+    by_delta_rs = read_dataset(lane.settings, RAW, columns=["sensor_id", "time"])
+    pairs = zip(by_delta_rs["sensor_id"].to_pylist(), by_delta_rs["time"].cast(pa.int64()).to_pylist(), strict=True)
+    assert sorted((r.sensor_id, r.us) for r in by_spark) == sorted(pairs)
+    per_sensor = f"select sensor_id, count(*) as n, min(time) as first from {{}} where sensor_id like '{lane.tag}-%'"
+    answer = query(lane.settings, per_sensor.format("raw") + " group by 1 order by 1").to_pylist()
+    with psycopg.connect(migrated.postgres.dsn(), autocommit=True) as conn:
+        stored = conn.execute(per_sensor.format("sensor_data") + " group by 1 order by 1").fetchall()
+    assert [(r["sensor_id"], r["n"], r["first"]) for r in answer] == stored
 
     records = read_topic(migrated, f"{lane.topic}-dlq", len(rejects))
     dead_letters = [json.loads(r.value) for r in records]
