@@ -152,6 +152,9 @@ def _aggregates_lake_batch(settings: Settings, metrics: StreamMetrics) -> Callab
     def run(batch: DataFrame, batch_id: int) -> None:
         from deltalake import Transaction
 
+        windows = batch.toArrow()
+        if not windows.num_rows:  # no minute became final: no commit (a version a minute for nothing)
+            return
         if not app_id:  # the checkpoint holds the query's id once the query has started
             app_id.append(f"sensorpipe:aggregates_lake:{checkpoint_query_id(settings, 'aggregates_lake')}")
         table = ensure_table(settings, AGG_1M)
@@ -159,7 +162,6 @@ def _aggregates_lake_batch(settings: Settings, metrics: StreamMetrics) -> Callab
         if done is not None and done >= batch_id:
             logger.info("agg_1m holds batch %d of aggregates_lake already: skipped", batch_id)
             return
-        windows = batch.toArrow()
         append(
             settings,
             AGG_1M,
