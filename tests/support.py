@@ -13,10 +13,13 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import psycopg
 from psycopg import sql
 
 from sensorpipe.config import Settings, load_settings
+from sensorpipe.contract.measurements import MEASUREMENTS
 from sensorpipe.stack.mosquitto import Mosquitto
 from sensorpipe.stack.postgres import Postgres
 from sensorpipe.stack.process import spawn, stop
@@ -225,3 +228,36 @@ class PrivatePostgres:
 
     def stop(self) -> None:
         stop(self.service.pid_file, sig=signal.SIGINT)
+
+
+def _minutes_unlike_readings() -> sql.SQL:
+    computed = ", ".join(
+        f"count({m.name}) as count_{m.name}, avg({m.name}) as avg_{m.name}, min({m.name}) as min_{m.name},"
+        f" max({m.name}) as max_{m.name}"
+        for m in MEASUREMENTS
+    )
+    differs = " or ".join(
+        [
+            "r.readings is distinct from m.readings",
+            *(f"r.{s}_{m.name} is distinct from m.{s}_{m.name}" for m in MEASUREMENTS for s in ("count", "min", "max")),
+            *(
+                f"(r.avg_{m.name} is null) <> (m.avg_{m.name} is null)"
+                f" or abs(r.avg_{m.name} - m.avg_{m.name}) > 1e-9 * greatest(abs(r.avg_{m.name}), 1)"
+                for m in MEASUREMENTS
+            ),
+        ]
+    )
+    return sql.SQL(
+        "with r as (select date_bin('1 minute', time, timestamptz '2000-01-01 00:00:00+00') as bucket, sensor_id,"
+        f" count(*) as readings, {computed} from sensor_data where sensor_id like %(like)s group by 1, 2),"
+        " m as (select * from sensor_data_1m where sensor_id like %(like)s)"
+        " select sensor_id, bucket, r.readings, m.readings from r full join m using (sensor_id, bucket)"
+        f" where {differs} order by 1, 2"
+    )
+
+
+def minutes_unlike_readings(conn: psycopg.Connection[Any], sensor_like: str = "%") -> list[tuple[Any, ...]]:
+    """Minutes of `sensor_data_1m` (sensors LIKE `sensor_like`) that differ from the minutes computed from
+    `sensor_data` (count; each measurement's count, min, max, and average to 1e-9), or that one has and
+    the other lacks: (sensor, minute, readings in sensor_data, readings in sensor_data_1m). Empty: exact."""
+    return conn.execute(_minutes_unlike_readings(), {"like": sensor_like}).fetchall()

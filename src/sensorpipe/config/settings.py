@@ -160,9 +160,6 @@ class StreamSettings(_Section):
     trigger: str = Field(
         "1 second", description="micro-batch interval of the readings (database, lake): file size against latency"
     )
-    aggregates_trigger: str = Field(
-        "10 seconds", description="micro-batch interval of the one-minute aggregates (each batch has a fixed cost)"
-    )
     lake_aggregates_trigger: str = Field(
         "1 minute",
         description="how often final minutes (past the watermark) are written to the lake's agg_1m",
@@ -173,7 +170,11 @@ class StreamSettings(_Section):
     checkpoint_base: str | None = Field(
         None, description="checkpoints of the job's queries (default: <lake root>/_checkpoints)"
     )
-    watermark: str = Field("2 minutes", description="how late a reading may be and still update its minute")
+    watermark: str = Field(
+        "2 minutes",
+        description="how late a reading may be and still count in the lake's agg_1m, whose minutes are final"
+        " after it (sensor_data_1m takes every stored reading, however late)",
+    )
     max_payload_bytes: int = Field(
         262_144, ge=64, description="larger Kafka records are rejected (payload_too_large) before parsing"
     )
@@ -263,7 +264,7 @@ class LakeSettings(_Section):
         60.0,
         gt=0,
         description="how often the stream job commits staged readings to the raw table: fewer, larger files"
-        " against a fresher lake (the aggregates trail it by as much)",
+        " against a fresher lake (the lake's agg_1m trails it by as much)",
     )
     maintenance_interval_s: float | None = Field(
         3600.0, gt=0, description="how often the stream job compacts, vacuums and prunes the tables; unset: never"

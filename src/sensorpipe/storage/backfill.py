@@ -1,8 +1,10 @@
 """Rebuild the database from the lake: `sensor_data` from `raw`, then the one-minute aggregates from it.
 
 The way back after a lost or truncated database. Readings go in through the same idempotent writer as
-the stream job's (a reading already stored is skipped, not duplicated); the aggregates of every minute
-in the range are computed again from `sensor_data` and upserted, touching only rows whose values differ.
+the stream job's (a reading already stored is skipped, not duplicated, and those stored are merged into
+their minutes); then the aggregates of every minute in the range are computed again from `sensor_data`
+(storage/minutes.py) and upserted, touching only rows whose values differ: a lost `sensor_data_1m` comes
+back too.
 Running a backfill twice changes nothing the second time.
 """
 
@@ -16,30 +18,11 @@ from sensorpipe.config import Settings
 from sensorpipe.contract.columns import READING_COLUMNS
 from sensorpipe.storage.errors import connected
 from sensorpipe.storage.lake import RAW, read_dataset
+from sensorpipe.storage.minutes import RECOMPUTE_MINUTES
 from sensorpipe.storage.writer import DatabaseWriter
 
 WRITE_BATCH_ROWS = 50_000
 """Readings per COPY: large enough to amortise a round trip, small enough to retry cheaply."""
-
-RECOMPUTE_MINUTES = """\
-insert into sensor_data_1m as a (bucket, sensor_id, readings, avg_temperature, min_temperature, max_temperature,
-                                 avg_humidity, min_humidity, max_humidity)
-select date_bin('1 minute', time, timestamptz '2000-01-01 00:00:00+00'), sensor_id, count(*),
-       avg(temperature), min(temperature), max(temperature), avg(humidity), min(humidity), max(humidity)
-from sensor_data
-where time >= %(start)s and time < %(end)s
-group by 1, 2
-on conflict (sensor_id, bucket) do update
-set readings = excluded.readings,
-    avg_temperature = excluded.avg_temperature, min_temperature = excluded.min_temperature,
-    max_temperature = excluded.max_temperature, avg_humidity = excluded.avg_humidity,
-    min_humidity = excluded.min_humidity, max_humidity = excluded.max_humidity, updated_at = now()
-where (a.readings, a.avg_temperature, a.min_temperature, a.max_temperature,
-       a.avg_humidity, a.min_humidity, a.max_humidity)
-      is distinct from (excluded.readings, excluded.avg_temperature, excluded.min_temperature, excluded.max_temperature,
-                        excluded.avg_humidity, excluded.min_humidity, excluded.max_humidity)"""
-"""The stream job's aggregation (count of readings; avg/min/max of each value, nulls ignored) in SQL, for
-[start, end); a minute whose stored values already match is left alone, `updated_at` included."""
 
 
 @dataclass
@@ -51,6 +34,7 @@ class BackfillReport:
     stored: int = 0
     already_stored: int = 0
     minutes_changed: int = 0
+    """Minutes the stored readings were merged into, plus those the recomputation corrected."""
     empty_days: list[str] = field(default_factory=list)
 
 
@@ -89,6 +73,7 @@ def backfill(
                 result = writer.write_readings(batch)
                 report.stored += result.written
                 report.already_stored += result.skipped
+                report.minutes_changed += result.minutes
             report.minutes_changed += recompute_minutes(settings, start, end)
             if progress is not None:
                 progress(day, report)

@@ -1,4 +1,4 @@
-"""The database sink of the stream job: readings, rejects and one-minute aggregates into PostgreSQL.
+"""The database sink of the stream job: readings with their one-minute aggregates, and rejects, into PostgreSQL.
 
 Built for Spark executors: one `DatabaseWriter` per partition task, cheap to construct (the connection
 opens on the first write), no module-level state, so it survives fork and runs in any process.
@@ -9,6 +9,8 @@ How a batch of readings is stored (fastest idempotent way measured, see benchmar
 2. If that hits the unique key (a replay after a crash or restart), the transaction is rolled back and
    the batch goes through a temporary table: COPY there, then `INSERT … SELECT … ON CONFLICT (sensor_id,
    time) DO NOTHING`, which stores the new rows and counts the others as duplicates.
+3. In the same transaction, the one-minute aggregates of the rows it stored are merged into
+   `sensor_data_1m` (storage/minutes.py): they never trail the readings and count each reading once.
 
 Rules on the data (the stream job validates before; the writer refuses rather than store garbage):
 - `time` must be timezone-aware: any offset is stored as the same instant in UTC. A naive timestamp is
@@ -46,9 +48,10 @@ from psycopg.pq import Format
 
 from sensorpipe.clients.backoff import Backoff
 from sensorpipe.config import PostgresSettings
-from sensorpipe.contract.columns import AGGREGATE_COLUMNS, READING_COLUMNS, REJECT_COLUMNS
+from sensorpipe.contract.columns import READING_COLUMNS, REJECT_COLUMNS
 from sensorpipe.contract.measurements import MEASUREMENTS
 from sensorpipe.storage.errors import Role, StorageError, connection_error, not_preloaded, preload_error
+from sensorpipe.storage.minutes import merge_minutes, minute_aggregates
 
 __all__ = [
     "READING_TYPES",
@@ -65,7 +68,6 @@ logger = logging.getLogger(__name__)
 # PostgreSQL types of the contract's columns (contract/columns.py), in their order.
 READING_TYPES = ("timestamptz", "text", *("float8" for _ in MEASUREMENTS), "jsonb", "text", "int4", "int8")
 _REJECT_TYPES = ("text", "text", "bytea", "text", "int4", "int8", "int4")
-_AGGREGATE_TYPES = ("timestamptz", "text", "int4", *("float8" for _ in range(3 * len(MEASUREMENTS))))
 
 Row = Sequence[Any]
 T = TypeVar("T")
@@ -86,11 +88,12 @@ class InvalidBatch(StorageError):
 
 @dataclass(frozen=True)
 class WriteResult:
-    """What one batch did: rows stored (inserted or, for aggregates, upserted), duplicates skipped, attempts."""
+    """What one batch did: rows stored, duplicates skipped, attempts; for readings, the minutes merged."""
 
     written: int
     skipped: int
     attempts: int
+    minutes: int = 0
 
 
 class RawJsonb(Dumper):
@@ -167,13 +170,25 @@ def reading_rows(batch: Batch) -> list[Row]:
     return _checked_rows(batch)
 
 
-def _aggregate_rows(batch: Batch) -> list[Row]:
-    """Aggregates with an aware bucket; of two rows for one (sensor, bucket) the later wins."""
-    rows = _arrow_rows(batch, AGGREGATE_COLUMNS, "bucket") if isinstance(batch, pa.Table | pa.RecordBatch) else batch
-    latest: dict[tuple[Any, datetime], Row] = {}
-    for index, row in enumerate(rows):
-        latest[(row[1], _aware(row[0], index, "bucket"))] = row
-    return list(latest.values())
+def _readings_table(rows: list[Row]) -> pa.Table:
+    """Checked reading rows as the Arrow columns `minute_aggregates` takes."""
+    columns = {"time": pa.array([row[0] for row in rows], pa.timestamp("us", tz="UTC"))}
+    columns["sensor_id"] = pa.array([row[1] for row in rows], pa.string())
+    for index, measurement in enumerate(MEASUREMENTS, start=2):
+        columns[measurement.name] = pa.array([row[index] for row in rows], pa.float64())
+    return pa.table(columns)
+
+
+def _only(readings: pa.Table, keys: Sequence[Row]) -> pa.Table:
+    """The readings whose (sensor_id, time) is among `keys` (rows of those two)."""
+    wanted = {(sensor, _micros(moment)) for sensor, moment in keys}
+    micros = pc.cast(readings["time"], pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_pylist()
+    mask = [key in wanted for key in zip(readings["sensor_id"].to_pylist(), micros, strict=True)]
+    return readings.filter(pa.array(mask, pa.bool_()))
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 def _without_nul(value: Any) -> Any:
@@ -262,9 +277,12 @@ class DatabaseWriter:
             self._conn = None
 
     def write_readings(self, batch: Batch) -> WriteResult:
-        """Store readings once each; rows already stored (same sensor_id and time) count as skipped."""
+        """Store readings once each and merge those stored into their minutes; rows already stored (same
+        sensor_id and time) count as skipped and are not merged again."""
         rows = reading_rows(batch)
-        return self._run(lambda conn: self._readings(conn, rows))
+        table = batch if isinstance(batch, pa.Table | pa.RecordBatch) else _readings_table(rows)
+        (written, skipped, minutes), attempts = self._retrying(lambda conn: self._readings(conn, rows, table))
+        return WriteResult(written, skipped, attempts, minutes)
 
     def first_copies(self, batch: Batch) -> list[int]:
         """Indices of the rows of `batch` (readings) that `sensor_data` holds from these very Kafka records,
@@ -286,17 +304,6 @@ class DatabaseWriter:
         rows: list[Row] = [tuple(_without_nul(value) for value in row) for row in rejects]
         skip = sql.SQL("on conflict on constraint sensor_rejects_source do nothing")
         return self._run(lambda conn: self._staged(conn, "sensor_rejects", REJECT_COLUMNS, _REJECT_TYPES, rows, skip))
-
-    def write_aggregates(self, batch: Batch) -> WriteResult:
-        """Upsert one-minute aggregates: a window emitted again (late data) replaces every aggregate column."""
-        rows = _aggregate_rows(batch)
-        updates = sql.SQL(", ").join(
-            sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c)) for c in AGGREGATE_COLUMNS[2:]
-        )
-        upsert = sql.SQL("on conflict (sensor_id, bucket) do update set {}, updated_at = now()").format(updates)
-        return self._run(
-            lambda conn: self._staged(conn, "sensor_data_1m", AGGREGATE_COLUMNS, _AGGREGATE_TYPES, rows, upsert)
-        )
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed or self._conn.broken:
@@ -354,18 +361,34 @@ class DatabaseWriter:
             self.before_commit(conn)
         conn.commit()
 
-    def _readings(self, conn: psycopg.Connection[Any], rows: list[Row]) -> tuple[int, int]:
-        """Fast path straight into sensor_data; on a duplicate, the idempotent path through a temp table."""
+    def _readings(
+        self, conn: psycopg.Connection[Any], rows: list[Row], table: pa.Table | pa.RecordBatch
+    ) -> tuple[int, int, int]:
+        """Fast path straight into sensor_data; on a duplicate, the idempotent path through a temp table.
+        Either way the minutes of the rows stored are merged before the commit."""
         if not rows:
-            return 0, 0
+            return 0, 0, 0
         try:
             copy_rows(conn, sql.Identifier("sensor_data"), READING_COLUMNS, READING_TYPES, rows)
+            minutes = merge_minutes(conn, minute_aggregates(pa.table(table)))
             self._commit(conn)
-            return len(rows), 0
+            return len(rows), 0, minutes
         except errors.UniqueViolation:
             conn.rollback()
-        skip = sql.SQL("on conflict (sensor_id, time) do nothing")
-        return self._staged(conn, "sensor_data", READING_COLUMNS, READING_TYPES, rows, skip)
+        stage = sql.Identifier("sensorpipe_stage_sensor_data")
+        cols = sql.SQL(", ").join(map(sql.Identifier, READING_COLUMNS))
+        create = "create temp table if not exists {} on commit delete rows as select {} from sensor_data with no data"
+        conn.execute(sql.SQL(create).format(stage, cols))
+        copy_rows(conn, stage, READING_COLUMNS, READING_TYPES, rows)
+        stored = conn.execute(
+            sql.SQL(
+                "insert into sensor_data ({}) select {} from {} on conflict (sensor_id, time) do nothing"
+                " returning sensor_id, time"
+            ).format(cols, cols, stage)
+        ).fetchall()
+        minutes = merge_minutes(conn, minute_aggregates(_only(pa.table(table), stored)))
+        self._commit(conn)
+        return len(stored), len(rows) - len(stored), minutes
 
     def _first_copies(self, conn: psycopg.Connection[Any], rows: list[Row]) -> list[int]:
         if not rows:

@@ -23,8 +23,10 @@ from sensorpipe.storage.s3 import delete_prefix
 
 logger = logging.getLogger(__name__)
 
-QUERIES = ("readings", "aggregates", "aggregates_lake")
+QUERIES = ("readings", "aggregates_lake")
 """The job's streaming queries; a query's name is also its checkpoint directory, so never rename one."""
+RETIRED = ("aggregates",)
+"""Queries earlier versions ran: `aggregates` kept `sensor_data_1m`, which the readings' writer now merges."""
 
 TABLE_WRITERS: dict[str, Dataset] = {"aggregates_lake": AGG_1M}
 """Queries whose lake table records their batch ids under their checkpoint's query id (stream/job.py).
@@ -77,6 +79,15 @@ def checkpoints(settings: Settings) -> list[Checkpoint]:
         uri = checkpoint_uri(settings, query)
         found.append(Checkpoint(query, uri, tree_exists(settings, uri)))
     return found
+
+
+def retire_checkpoints(settings: Settings) -> None:
+    """Delete the checkpoints of RETIRED queries: nothing reads them any more."""
+    for query in RETIRED:
+        uri = f"{checkpoint_base(settings)}/{query}"
+        if tree_exists(settings, uri):
+            delete_tree(settings, uri)
+            logger.info("deleted the checkpoint of the retired query %s (%s): nothing reads it any more", query, uri)
 
 
 def tree_exists(settings: Settings, uri: str) -> bool:

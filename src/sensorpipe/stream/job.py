@@ -1,26 +1,27 @@
-"""The stream job: Kafka → decode and validate → database, dead letters, lake; then one-minute aggregates.
+"""The stream job: Kafka → decode and validate → database (readings and their minutes), dead letters, lake.
 
-Three streaming queries share one SparkSession, each with its own stable checkpoint (stream/checkpoints.py):
+Two streaming queries share one SparkSession, each with its own stable checkpoint (stream/checkpoints.py):
 
 - `readings`: reads Kafka and decodes each record once, in one Spark job per micro-batch: each task's
   partition writer (stream/sinks.py) stores valid readings and rejects in the database (binary COPY,
-  idempotent), publishes the rejects to the dead-letter topic, and stages the stored readings for the
-  lake. A driver thread (stream/lake_commit.py) commits what is staged to the lake's Delta table `raw`
-  every `lake.commit_interval_s`, enriched with `sensor_metadata`, each reading once (Kafka offsets
-  recorded in the same commit). A reading the bridge forwarded twice (a crash before its MQTT
-  acknowledgement) reaches the lake once: the copy the database stored.
-- `aggregates`: one-minute windows per sensor with a watermark, read from `raw` as a Delta stream
-  (committed versions only, each once), in update mode: a window is upserted again whenever late data
-  (within the watermark) changes it.
-- `aggregates_lake`: the same windows in append mode to the lake's `agg_1m`: each window once, final,
+  idempotent) and, in the same transaction, merges the stored readings into their one-minute aggregates
+  in `sensor_data_1m` (storage/minutes.py: they never trail the readings, late or not); it publishes the
+  rejects to the dead-letter topic and stages the stored readings for the lake. A driver thread
+  (stream/lake_commit.py) commits what is staged to the lake's Delta table `raw` every
+  `lake.commit_interval_s`, enriched with `sensor_metadata`, each reading once (Kafka offsets recorded in
+  the same commit). A reading the bridge forwarded twice (a crash before its MQTT acknowledgement) reaches
+  the lake once: the copy the database stored.
+- `aggregates_lake`: one-minute windows per sensor with a watermark, read from `raw` as a Delta stream
+  (committed versions only, each once), in append mode to the lake's `agg_1m`: each window once, final,
   after the watermark passed it; every `stream.lake_aggregates_trigger`, one Delta commit per batch that
-  records the batch's id (a replayed batch is skipped).
+  records the batch's id (a replayed batch is skipped). A reading later than the watermark is in
+  `sensor_data_1m` but not in `agg_1m`, whose minutes are final.
 
-The aggregates read the lake rather than Kafka so that nothing is decoded twice; they trail the readings
-by one lake commit. Exactly once end to end: Kafka offsets and Delta versions read live in the checkpoints,
-and every sink is idempotent (offsets and batch ids recorded in the Delta log; `(sensor_id, time)` and
-`(sensor_id, bucket)` keys; rejects unique on their Kafka coordinates). The dead-letter topic is the
-exception: a replayed batch can publish a reject to it twice, under the same key.
+Exactly once end to end: Kafka offsets and Delta versions read live in the checkpoints, and every sink is
+idempotent (offsets and batch ids recorded in the Delta log; `(sensor_id, time)` key, and only the
+readings a transaction stored are merged into their minutes; rejects unique on their Kafka coordinates).
+The dead-letter topic is the exception: a replayed batch can publish a reject to it twice, under the same
+key.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from pyspark.sql.streaming.readwriter import DataStreamWriter
 
 from sensorpipe.clients.kafka_client import spark_kafka_options
 from sensorpipe.config import Settings
-from sensorpipe.contract.columns import AGGREGATE_COLUMNS
 from sensorpipe.storage.lake import AGG_1M, RAW, append, dataset_uri, ensure_table, with_partition_columns
 from sensorpipe.stream.checkpoints import checkpoint_query_id, checkpoint_uri
 from sensorpipe.stream.decode import as_writer_columns, decode
@@ -47,7 +47,6 @@ from sensorpipe.stream.sinks import (
     REJECTED,
     TALLY_SCHEMA,
     Tally,
-    aggregates_writer,
     readings_writer,
 )
 
@@ -115,6 +114,7 @@ def _record(tally: Tally, metrics: StreamMetrics) -> None:
         metrics.count_rejects(n, reason)
     metrics.count_latencies(tally.of(LATENCY))
     metrics.count_sink_rows("database", tally.rows("sensor_data"))
+    metrics.count_sink_rows("aggregates", tally.rows("sensor_data_1m"))
 
 
 def _readings_batch(settings: Settings, metrics: StreamMetrics) -> Callable[[DataFrame, int], None]:
@@ -130,16 +130,6 @@ def _readings_batch(settings: Settings, metrics: StreamMetrics) -> Callable[[Dat
             readings_writer(settings, batch_id), TALLY_SCHEMA
         )
         _record(Tally().add(written.collect()), metrics)
-
-    return run
-
-
-def _aggregates_batch(settings: Settings, metrics: StreamMetrics) -> Callable[[DataFrame, int], None]:
-    write = aggregates_writer(settings.postgres)
-
-    def run(batch: DataFrame, _batch_id: int) -> None:
-        tally = Tally().add(batch.select(*AGGREGATE_COLUMNS).mapInArrow(write, TALLY_SCHEMA).collect())
-        metrics.count_sink_rows("aggregates", tally.rows("sensor_data_1m"))
 
     return run
 
@@ -175,7 +165,7 @@ def _aggregates_lake_batch(settings: Settings, metrics: StreamMetrics) -> Callab
 
 def _writer(frame: DataFrame, name: str, settings: Settings, available_now: bool) -> DataStreamWriter:
     # A query runs its jobs in the scheduler pool set when it starts (session.py sets FAIR scheduling):
-    # the readings get half the cores whenever they have work, however busy the aggregates are.
+    # the readings get half the cores whenever they have work, however busy the lake's aggregates are.
     pool = "readings" if name == "readings" else "aggregates"
     frame.sparkSession.sparkContext.setLocalProperty("spark.scheduler.pool", pool)
     stream = frame.writeStream.queryName(name).option("checkpointLocation", checkpoint_uri(settings, name))
@@ -183,7 +173,6 @@ def _writer(frame: DataFrame, name: str, settings: Settings, available_now: bool
         return stream.trigger(availableNow=True)
     intervals = {
         "readings": settings.stream.trigger,
-        "aggregates": settings.stream.aggregates_trigger,
         # A minute becomes final once a minute at most: checking every few seconds only costs batches.
         "aggregates_lake": settings.stream.lake_aggregates_trigger,
     }
@@ -204,19 +193,14 @@ def start_readings(
 
 def start_aggregates(
     spark: SparkSession, settings: Settings, metrics: StreamMetrics, *, available_now: bool = False
-) -> list[StreamingQuery]:
-    """Start both aggregates queries on the lake's `raw` (created empty here when it is not there yet)."""
+) -> StreamingQuery:
+    """Start the lake's aggregates query on `raw` (created empty here when it is not there yet)."""
     ensure_table(settings, RAW)
-    queries = [
-        _writer(_windows(lake_source(spark, settings), settings), "aggregates", settings, available_now)
-        .outputMode("update")
-        .foreachBatch(_aggregates_batch(settings, metrics))
-        .start(),
+    query = (
         _writer(_windows(lake_source(spark, settings), settings), "aggregates_lake", settings, available_now)
         .outputMode("append")
         .foreachBatch(_aggregates_lake_batch(settings, metrics))
-        .start(),
-    ]
-    for query in queries:
-        logger.info("started query %s (checkpoint %s)", query.name, checkpoint_uri(settings, query.name or ""))
-    return queries
+        .start()
+    )
+    logger.info("started query aggregates_lake (checkpoint %s)", checkpoint_uri(settings, "aggregates_lake"))
+    return query

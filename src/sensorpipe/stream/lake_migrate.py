@@ -38,7 +38,7 @@ from sensorpipe.stream.lake_commit import LakeCommits
 
 logger = logging.getLogger(__name__)
 
-RECOMPUTED = ("aggregates", "aggregates_lake")
+RECOMPUTED = ("aggregates_lake",)
 """Queries whose source changes with the migration: their checkpoints go, and they start over on `raw`."""
 
 

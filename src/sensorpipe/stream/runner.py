@@ -22,6 +22,7 @@ from sensorpipe.stream.checkpoints import (
     explain_failure,
     orphaned_tables,
     orphaned_tables_message,
+    retire_checkpoints,
 )
 from sensorpipe.stream.job import start_aggregates, start_readings
 from sensorpipe.stream.lake_commit import LakeCommitLoop, LakeCommits
@@ -61,6 +62,7 @@ def run_job(
     metrics = metrics or StreamMetrics()
     create_topics(settings.kafka)
     migrate_lake(settings)  # a lake of Spark's file sink (sensorpipe before Delta); says so in one line
+    retire_checkpoints(settings)  # of queries an earlier sensorpipe ran; says so in one line
     orphaned = orphaned_tables(settings)
     if orphaned:
         raise CheckpointError(orphaned_tables_message(settings, orphaned))
@@ -80,11 +82,11 @@ def run_job(
             _await(spark, settings, queries, handle)
             lake.commit_now()
             if not handle.stop_requested.is_set():
-                queries += start_aggregates(spark, settings, metrics, available_now=True)
+                queries.append(start_aggregates(spark, settings, metrics, available_now=True))
                 _await(spark, settings, queries[1:], handle)
         else:
             lake.start()
-            queries += start_aggregates(spark, settings, metrics)
+            queries.append(start_aggregates(spark, settings, metrics))
             _await(spark, settings, queries, handle)
             lake.stop()  # the readings query has stopped: commits what it staged last
     finally:

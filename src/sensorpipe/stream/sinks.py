@@ -1,11 +1,12 @@
 """What the stream job's executors run: each partition of a micro-batch written to PostgreSQL by its own writer.
 
 Nothing here runs on the driver and no row is collected to it (docs/design.md: "the database sink writes
-from executors with COPY"). The functions are `mapInArrow` functions: Spark hands each partition to a
+from executors with COPY"). The writer is a `mapInArrow` function: Spark hands each partition to a
 Python worker as Arrow record batches (columnar, timestamps as UTC instants, no per-row pickling) and
-the storage writer COPYs them. The readings writer stages the stored readings for the lake's next commit
-(storage/staging.py) from the same task; both writers return their tally as rows, a few per partition.
-The functions are built from the settings on the driver and hold no connection until a partition arrives.
+the storage writer COPYs them and merges their one-minute aggregates. The readings writer stages the stored
+readings for the lake's next commit (storage/staging.py) from the same task and returns its tally as rows,
+a few per partition. It is built from the settings on the driver and holds no connection until a
+partition arrives.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark import TaskContext
 
-from sensorpipe.config import PostgresSettings, Settings
+from sensorpipe.config import Settings
 from sensorpipe.contract.columns import READING_COLUMNS, REJECT_COLUMNS
 from sensorpipe.storage.staging import stage
 from sensorpipe.storage.writer import DatabaseWriter
@@ -87,13 +88,14 @@ def _value_counts(column: pa.Array | pa.ChunkedArray) -> Iterator[tuple[str, int
 
 
 def readings_writer(settings: Settings, batch_id: int) -> ArrowWriter:
-    """Valid readings into `sensor_data`, rejects into `sensor_rejects` (both idempotent) and onto the
-    dead-letter topic; stages, for the lake, the valid readings (READING_COLUMNS) the database holds from
-    these very records: each reading once, even when the bridge forwarded it twice.
+    """Valid readings into `sensor_data` and their minutes into `sensor_data_1m` (one transaction), rejects
+    into `sensor_rejects` (all idempotent) and onto the dead-letter topic; stages, for the lake, the valid
+    readings (READING_COLUMNS) the database holds from these very records: each reading once, even when
+    the bridge forwarded it twice.
 
     Input: the decoded rows as DATABASE_COLUMNS (a reading is valid when `reason` is null). Output: the
     partition's tally (records per encoding, their element 0; rejects per reason; rows stored and skipped
-    per table; latencies). The staged file is named by `batch_id` and the task's partition, so a retried
+    per table, minutes merged; latencies). The staged file is named by `batch_id` and the task's partition, so a retried
     or replayed task replaces its own.
     """
 
@@ -119,6 +121,7 @@ def readings_writer(settings: Settings, batch_id: int) -> ArrowWriter:
                     result = writer.write_readings(valid)
                     counts[(STORED, "sensor_data")] += result.written
                     counts[(SKIPPED, "sensor_data")] += result.skipped
+                    counts[(STORED, "sensor_data_1m")] += result.minutes
                     if result.written:  # not a replay: the readings just became queryable
                         times = valid["time"].cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy()
                         counts.update(latency_buckets(times, time.time()))
@@ -130,20 +133,6 @@ def readings_writer(settings: Settings, batch_id: int) -> ArrowWriter:
         if staged is not None and staged.num_rows:
             task = TaskContext.get()  # None when called outside a Spark task (tests)
             stage(settings, batch_id, task.partitionId() if task is not None else 0, staged)
-        yield _tally_batch(counts)
-
-    return write
-
-
-def aggregates_writer(settings: PostgresSettings) -> ArrowWriter:
-    """Upserts one-minute aggregates (a window emitted again replaces itself); tallies rows upserted."""
-
-    def write(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        counts: Counter[tuple[str, str]] = Counter()
-        with DatabaseWriter(settings, application_name="sensorpipe-stream-aggregates") as writer:
-            for batch in batches:
-                if batch.num_rows:
-                    counts[(STORED, "sensor_data_1m")] += writer.write_aggregates(batch).written
         yield _tally_batch(counts)
 
     return write

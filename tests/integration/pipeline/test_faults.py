@@ -48,7 +48,7 @@ from sensorpipe.stack import Stack
 from sensorpipe.stack.process import PidFile
 from sensorpipe.storage.lake import RAW, read_dataset
 from sensorpipe.storage.lake_upkeep import maintain_all
-from tests.support import STACK_BASES, free_port, fresh_home, ports_from, write_config
+from tests.support import STACK_BASES, free_port, fresh_home, minutes_unlike_readings, ports_from, write_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]
 
@@ -60,7 +60,7 @@ DOWN_S = 3.0
 SETTLE_S = 2.0
 RECOVERY_TIMEOUT_S = 240.0
 
-STREAM_TRIGGERS = {"trigger": "10 seconds", "aggregates_trigger": "1 minute"}
+STREAM_TRIGGERS = {"trigger": "10 seconds"}
 LAKE_PACE = {"commit_interval_s": 10, "maintenance_interval_s": 30}
 """The job commits the lake and keeps it up far more often than by default, so that faults land in the
 middle of both; the test itself compacts the lake too (`Maintainer`): a second writer beside the job's."""
@@ -453,6 +453,7 @@ def test_every_acknowledged_reading_is_stored_exactly_once_through_crashes_of_ev
     )  # upkeep ran all along
     with psycopg.connect(settings.postgres.dsn(), autocommit=True) as conn:
         assert conn.execute("select count(*) from sensor_rejects").fetchone() == (0,)
+        assert minutes_unlike_readings(conn) == [], "sensor_data_1m is not the minutes of sensor_data"
 
     with capsys.disabled():
         moment = datetime.now(UTC).isoformat(timespec="seconds")

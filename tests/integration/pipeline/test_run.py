@@ -29,7 +29,7 @@ from sensorpipe.config.settings import parse_assignments
 from sensorpipe.stack.process import PidFile, ProcessSnapshot, group_members
 from sensorpipe.storage.lake import RAW, read_dataset
 from tests.ingest_support import Lane
-from tests.support import free_port, listening_addresses, sensorpipe
+from tests.support import free_port, listening_addresses, minutes_unlike_readings, sensorpipe
 
 pytestmark = pytest.mark.integration
 
@@ -99,13 +99,16 @@ def kafka_records(settings: Settings) -> int:
 
 
 def assert_exactly_once(run: Run) -> int:
-    """Every record on the run's topic is one row in sensor_data and one in the lake; returns how many."""
+    """Every record on the run's topic is one row in sensor_data and one in the lake, and the one-minute
+    aggregates are exactly those of sensor_data; returns how many."""
     records = kafka_records(run.settings)
     assert records > 0
     assert run.stored() == records
     lake = read_dataset(run.settings, RAW, columns=["sensor_id", "time"]).to_pylist()
     assert len(lake) == records
     assert len({(row["sensor_id"], row["time"]) for row in lake}) == records
+    with psycopg.connect(run.settings.postgres.dsn(), autocommit=True) as conn:
+        assert minutes_unlike_readings(conn) == [], "sensor_data_1m is not the minutes of sensor_data"
     return records
 
 

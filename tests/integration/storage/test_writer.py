@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -16,6 +17,7 @@ from pydantic import SecretStr
 from sensorpipe.config import PostgresSettings, Settings
 from sensorpipe.storage.migrate import migrate
 from sensorpipe.storage.writer import DatabaseWriter, InvalidBatch, StorageError
+from tests.support import minutes_unlike_readings
 
 pytestmark = pytest.mark.integration
 
@@ -235,30 +237,78 @@ def test_rejects_are_recorded_once_per_kafka_record_and_element(
     ]
 
 
-def test_aggregates_are_upserted_and_a_window_emitted_again_replaces_them(
+MERGED = """\
+select bucket, readings, count_temperature, avg_temperature, min_temperature, max_temperature, count_humidity,
+       avg_humidity, min_humidity, max_humidity
+from sensor_data_1m where sensor_id = %s order by bucket"""
+
+
+def assert_minutes_match_readings(owner: psycopg.Connection[Any], sensor_id: str) -> list[tuple[Any, ...]]:
+    """sensor_data_1m of the sensor equals its minutes computed from sensor_data; returns its rows."""
+    assert minutes_unlike_readings(owner, sensor_id) == []
+    return owner.execute(MERGED, (sensor_id,)).fetchall()
+
+
+def test_the_minutes_of_stored_readings_merge_exactly_through_replays_late_readings_and_missing_values(
     writer: DatabaseWriter, owner: psycopg.Connection[Any]
 ) -> None:
     sid = sensor()
-    first = [
-        (T0, sid, 2, 20.0, 19.0, 21.0, 50.0, 49.0, 51.0),
-        (T0 + timedelta(minutes=1), sid, 1, 22.0, 22.0, 22.0, None, None, None),
+    rows = readings(sid, 6)
+    spread = [(T0 + timedelta(seconds=25 * i), *row[1:]) for i, row in enumerate(rows)]  # 3 minutes
+    spread[1] = (*spread[1][:3], None, *spread[1][4:])  # no humidity
+    first = writer.write_readings(spread[:4])
+    assert (first.written, first.minutes) == (4, 2)
+    late = (T0 + timedelta(seconds=5), sid, -3.5, 99.0, "{}", "payload", 1, 100)  # an old minute, any age
+    replay = writer.write_readings([*spread, late])  # 4 stored before: skipped and not merged again
+    assert (replay.written, replay.skipped) == (3, 4)
+    assert writer.write_readings([late]).skipped == 1
+    merged = assert_minutes_match_readings(owner, sid)
+    assert [(row[0], row[1], row[2], row[6]) for row in merged] == [
+        (T0, 4, 4, 3),
+        (T0 + timedelta(minutes=1), 2, 2, 2),
+        (T0 + timedelta(minutes=2), 1, 1, 1),
     ]
-    assert writer.write_aggregates(first).written == 2
-    before = owner.execute(
-        "select updated_at from sensor_data_1m where sensor_id = %s and bucket = %s", (sid, T0)
-    ).fetchone()
-    late = [(T0, sid, 3, 21.0, 19.0, 24.0, None, None, None)]
-    assert writer.write_aggregates(late).written == 1
-    rows = owner.execute(
-        "select bucket, readings, avg_temperature, min_temperature, max_temperature, avg_humidity, max_humidity,"
-        " updated_at from sensor_data_1m where sensor_id = %s order by bucket",
-        (sid,),
-    ).fetchall()
-    assert [r[:7] for r in rows] == [
-        (T0, 3, 21.0, 19.0, 24.0, None, None),
-        (T0 + timedelta(minutes=1), 1, 22.0, 22.0, 22.0, None, None),
-    ]
-    assert before is not None and rows[0][7] > before[0]
+    assert merged[0][4:6] == (-3.5, 22.0) and merged[0][9] == 99.0
+
+
+def test_minutes_from_arrow_in_any_time_zone_merge_into_the_utc_minute(
+    writer: DatabaseWriter, owner: psycopg.Connection[Any]
+) -> None:
+    sid = sensor()
+    local = [T0 + timedelta(seconds=59), T0 + timedelta(seconds=61)]
+    batch = pa.table(
+        {
+            "time": pa.array(
+                [t.astimezone(timezone(timedelta(hours=5, minutes=30))) for t in local], pa.timestamp("ms", tz="+05:30")
+            ),
+            "sensor_id": [sid, sid],
+            "temperature": [1.0, 2.0],
+            "humidity": [None, 40.0],
+            "raw_data": ["{}", "{}"],
+            "time_source": ["payload", "payload"],
+            "kafka_partition": [0, 0],
+            "kafka_offset": [1, 2],
+        }
+    )
+    assert writer.write_readings(batch).minutes == 2
+    merged = assert_minutes_match_readings(owner, sid)
+    assert [(row[0], row[1], row[6]) for row in merged] == [(T0, 1, 0), (T0 + timedelta(minutes=1), 1, 1)]
+
+
+def test_writers_merging_the_same_minutes_at_once_count_every_reading_once(
+    pg: PostgresSettings, owner: psycopg.Connection[Any]
+) -> None:
+    sid = sensor()
+
+    def write(part: int) -> None:
+        with DatabaseWriter(pg) as own:
+            for n in range(20):
+                own.write_readings(readings(sid, 50, start=1000 * part + 50 * n))
+
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(write, range(3)))
+    merged = assert_minutes_match_readings(owner, sid)
+    assert sum(row[1] for row in merged) == 3 * 20 * 50
 
 
 def test_writes_as_the_writer_role_which_may_not_delete(pg: PostgresSettings) -> None:

@@ -19,6 +19,7 @@ from sensorpipe.stream.checkpoints import (
     orphaned_tables,
     orphaned_tables_message,
     reset_checkpoints,
+    retire_checkpoints,
 )
 
 pytestmark = pytest.mark.integration
@@ -42,13 +43,13 @@ def test_reset_deletes_the_queries_checkpoints_and_nothing_else(
     )
     assert not any(c.exists for c in checkpoints(settings))
     _write(settings, checkpoint_uri(settings, "readings"), "offsets-0")
-    _write(settings, checkpoint_uri(settings, "aggregates"), "commits-0")
+    _write(settings, checkpoint_uri(settings, "aggregates_lake"), "commits-0")
     _write(settings, f"{base}/not-a-query", "keep-me")
 
-    assert {c.query for c in checkpoints(settings) if c.exists} == {"readings", "aggregates"}
+    assert {c.query for c in checkpoints(settings) if c.exists} == {"readings", "aggregates_lake"}
     reset = reset_checkpoints(settings)
     assert sorted(reset.deleted) == sorted(
-        [checkpoint_uri(settings, "readings"), checkpoint_uri(settings, "aggregates")]
+        [checkpoint_uri(settings, "readings"), checkpoint_uri(settings, "aggregates_lake")]
     )
     assert reset.emptied == []
     assert not any(c.exists for c in checkpoints(settings))
@@ -56,6 +57,20 @@ def test_reset_deletes_the_queries_checkpoints_and_nothing_else(
     filesystem, path = checkpoint_filesystem(settings, f"{base}/not-a-query")
     assert filesystem.get_file_info(f"{path}/keep-me").type == pafs.FileType.File
     assert reset_checkpoints(settings).deleted == []
+
+
+def test_the_checkpoint_of_a_retired_query_is_deleted_and_nothing_else(
+    stack_settings: Settings, tmp_path: Path
+) -> None:
+    base = (tmp_path / "ckpt").as_uri()
+    settings = stack_settings.model_copy(
+        update={"stream": stack_settings.stream.model_copy(update={"checkpoint_base": base})}
+    )
+    _write(settings, f"{base}/aggregates", "offsets-7")  # sensorpipe before its writer merged the minutes
+    _write(settings, checkpoint_uri(settings, "readings"), "offsets-0")
+    retire_checkpoints(settings)
+    assert not (tmp_path / "ckpt" / "aggregates").exists()
+    assert {c.query for c in checkpoints(settings) if c.exists} == {"readings"}
 
 
 def test_agg_1m_without_its_checkpoint_is_caught_and_reset_empties_it(

@@ -143,7 +143,7 @@ def test_every_encoding_lands_once_in_database_and_lake_invalid_ones_are_rejecte
     # `--reset` asks first, and deletes nothing when refused.
     refused = sensorpipe(*lane.flags(), "stream", "--reset", "--available-now", config=stack_config, answer="n\n")
     assert refused.returncode == 1
-    assert "delete 3 checkpoint(s)" in refused.stdout and "and empty the lake's agg_1m?" in refused.stdout
+    assert "delete 2 checkpoint(s)" in refused.stdout and "and empty the lake's agg_1m?" in refused.stdout
     assert "nothing deleted" in refused.stdout + refused.stderr
     assert all(c.exists for c in checkpoints(lane.settings)), "a refused reset deletes nothing"
     # Confirmed, it deletes the checkpoints and the job reads Kafka again from its earliest offset: the
@@ -163,7 +163,7 @@ def test_every_encoding_lands_once_in_database_and_lake_invalid_ones_are_rejecte
     assert sorted(r["time"] for r in lake if r["sensor_id"] == default_id and r["time"] in set(legacy)) == legacy
 
 
-def test_late_readings_update_their_minute_within_the_watermark_and_are_dropped_beyond(
+def test_late_readings_update_their_minute_in_the_database_and_the_lake_takes_final_minutes(
     migrated: Settings, lane: Lane, spark: SparkSession
 ) -> None:
     sensor = lane.sensor("late")
@@ -185,10 +185,11 @@ def test_late_readings_update_their_minute_within_the_watermark_and_are_dropped_
             "select bucket, readings from sensor_data_1m where sensor_id = %s order by bucket", (sensor,)
         ).fetchall()
         readings = conn.execute("select count(*) from sensor_data where sensor_id = %s", (sensor,)).fetchone()
-    assert minutes == [(T0, 3), (T0 + timedelta(minutes=4), 2)], "the late reading updated the 10:04 minute"
-    assert readings == (6,), "every reading is stored; only the aggregates skip the one beyond the watermark"
-    assert totals["dropped_late"].get("aggregates", 0) >= 1
-    # The lake's agg_1m takes a minute once, final, when the watermark passed it: 10:00, not yet 10:04.
+    assert minutes == [(T0, 4), (T0 + timedelta(minutes=4), 2)], "every stored reading is in its minute, however late"
+    assert readings == (6,)
+    assert totals["dropped_late"].get("aggregates_lake", 0) >= 1
+    # The lake's agg_1m takes a minute once, final, when the watermark passed it: 10:00, not yet 10:04,
+    # and without the reading that came after its minute was final.
     lake = read_dataset(lane.settings, AGG_1M, columns=["sensor_id", "bucket", "readings"]).to_pylist()
     assert [(r["bucket"], r["readings"]) for r in lake if r["sensor_id"] == sensor] == [(T0, 3)]
 
@@ -196,8 +197,8 @@ def test_late_readings_update_their_minute_within_the_watermark_and_are_dropped_
 def test_a_checkpoint_of_another_query_shape_stops_the_job_with_the_two_ways_out(
     migrated: Settings, lane: Lane, spark: SparkSession
 ) -> None:
-    # What Spark keeps after one batch of a query with two sources (an older job version, say) in `aggregates`.
-    uri = checkpoint_uri(lane.settings, "aggregates")
+    # What Spark keeps after one batch of a query with two sources (an older job version, say).
+    uri = checkpoint_uri(lane.settings, "aggregates_lake")
     filesystem, path = checkpoint_filesystem(lane.settings, uri)
     metadata = {"batchWatermarkMs": 0, "batchTimestampMs": 0, "conf": {}}
     files = {
@@ -215,5 +216,7 @@ def test_a_checkpoint_of_another_query_shape_stops_the_job_with_the_two_ways_out
         run_stream(spark, lane)
 
     message = str(failed.value)
-    assert f"the checkpoint of query aggregates at {uri} was written by a different version of the query" in message
+    assert (
+        f"the checkpoint of query aggregates_lake at {uri} was written by a different version of the query" in message
+    )
     assert "Either run the version that wrote it, or start over with `sensorpipe stream --reset`" in message

@@ -35,7 +35,7 @@ def test_checkpoints_live_beside_the_lake_unless_configured(tmp_path: Path, clea
     s3 = load_settings()
     assert checkpoint_uri(s3, "readings") == "s3a://sensordata/_checkpoints/readings"
     local = load_settings({"lake": {"backend": "local", "local_dir": tmp_path}})
-    assert checkpoint_uri(local, "aggregates") == f"{tmp_path.as_uri()}/_checkpoints/aggregates"
+    assert checkpoint_uri(local, "aggregates_lake") == f"{tmp_path.as_uri()}/_checkpoints/aggregates_lake"
     custom = load_settings({"stream": {"checkpoint_base": "s3a://other/ckpt/"}})
     assert [checkpoint_uri(custom, q) for q in QUERIES] == [f"s3a://other/ckpt/{q}" for q in QUERIES]
     with pytest.raises(ValueError, match="unknown query"):
@@ -57,7 +57,7 @@ def test_a_storage_sensorpipe_cannot_manage_is_said_plainly(clean_env: pytest.Mo
     ],
 )
 def test_an_incompatible_checkpoint_names_both_ways_out(spark_error: str, clean_env: pytest.MonkeyPatch) -> None:
-    message = explain_failure(load_settings(), "aggregates", spark_error)
+    message = explain_failure(load_settings(), "aggregates_lake", spark_error)
     assert message is not None
     assert "s3a://sensordata/_checkpoints/aggregates" in message
     assert "run the version that wrote it" in message
@@ -126,8 +126,8 @@ def test_reading_a_checkpoint_as_spark_wrote_it(tmp_path: Path, clean_env: pytes
 
 def test_a_source_without_offsets_and_a_file_source(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> None:
     settings = _settings(tmp_path)
-    _spark_checkpoint(settings, "aggregates", {0: ['{"logOffset":0}', "-"]}, commits=[0])
-    log = read_checkpoint(settings, "aggregates")
+    _spark_checkpoint(settings, "aggregates_lake", {0: ['{"logOffset":0}', "-"]}, commits=[0])
+    log = read_checkpoint(settings, "aggregates_lake")
     assert log is not None and log.latest is not None
     assert log.latest.sources == ('{"logOffset":0}', None)
     with pytest.raises(UnreadableCheckpointError, match="not a Kafka source offset"):
@@ -179,7 +179,7 @@ def test_doctor_without_a_checkpoint_says_where_the_first_start_reads(
     assert readings.ok and readings.detail == (
         "none yet: the first start reads sensor-data from the earliest offset Kafka retains"
     )
-    assert check_checkpoint("aggregates", settings).ok
+    assert check_checkpoint("aggregates_lake", settings).ok
 
 
 def test_doctor_names_both_topics_when_kafka_topic_changed(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> None:
@@ -207,10 +207,11 @@ def _delta(version: int) -> str:
 
 def test_doctor_on_the_aggregates_checkpoints(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> None:
     settings = _settings(tmp_path)
-    _spark_checkpoint(settings, "aggregates", {0: [_delta(1)], 1: [_delta(3)]}, [0, 1])
-    assert check_checkpoint("aggregates", settings).detail == "batch 1, up to version 3 of the lake's raw"
-    _spark_checkpoint(settings, "aggregates_lake", {0: [_delta(0), _delta(0)]}, [0])
-    two = check_checkpoint("aggregates_lake", settings)
+    _spark_checkpoint(settings, "aggregates_lake", {0: [_delta(1)], 1: [_delta(3)]}, [0, 1])
+    assert check_checkpoint("aggregates_lake", settings).detail == "batch 1, up to version 3 of the lake's raw"
+    other = _settings(tmp_path / "other")
+    _spark_checkpoint(other, "aggregates_lake", {0: [_delta(0), _delta(0)]}, [0])
+    two = check_checkpoint("aggregates_lake", other)
     assert not two.ok and "written for a query with 2 sources; this one has 1" in two.detail
     assert two.fix is not None and two.fix.startswith("run the sensorpipe version that wrote it, or start over")
 
@@ -230,8 +231,8 @@ def test_doctor_reports_agg_1m_without_its_checkpoint(tmp_path: Path, clean_env:
 
 def test_doctor_tells_a_kafka_checkpoint_from_a_lake_one(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> None:
     settings = _settings(tmp_path)
-    _spark_checkpoint(settings, "aggregates", {0: ['{"sensor-data":{"0":12}}']}, [0])
-    check = check_checkpoint("aggregates", settings)
+    _spark_checkpoint(settings, "aggregates_lake", {0: ['{"sensor-data":{"0":12}}']}, [0])
+    check = check_checkpoint("aggregates_lake", settings)
     assert not check.ok and "was written for another source than the lake's Delta table raw" in check.detail
     _spark_checkpoint(settings, "readings", {0: ['{"logOffset":0}']}, [0])
     check = check_checkpoint("readings", settings)
