@@ -8,14 +8,21 @@ cold start is real and a user's stack and data are never touched. In order:
    them); once the broker confirmed the bridge's subscription, a light simulator runs until the first
    row is in `sensor_data`.
    Cold start → first row is the time from before the stack started to that row.
-2. Each mode (one reading per message, then gateway batches of K) runs steps: a `sensorpipe simulate`
-   process offers a rate for a duration, then the bench waits until the stream job committed every
-   record (the drain), so steps never overlap and each starts with no backlog. While a step runs the
-   bench samples once a second: every stage's counter from the bridge's and the stream job's metrics,
-   the exact backlog of the `readings` query (its checkpoint against Kafka's end offsets), the stream
-   job's publish → stored latency histogram, and CPU time and resident memory of every process tree.
-   With `--max` the steps follow `steps.RateSearch`, each judged by `steps.judge`, then one more step
-   at half the highest sustainable rate gives the latency the p99 target is about.
+2. Each mode (one reading per message, then gateway batches of K) starts by reading the size of the
+   lake's `raw` (batch K runs on the lake batch 1 filled), then runs steps: a `sensorpipe simulate`
+   process offers a rate for at least `steps.step_length` (`--duration`, and 10 triggers of the stream
+   job's readings query in the measured window); when the stream job's micro-batches ran slower than the
+   trigger, the bench lets the load go on until the window holds 10 of them (up to
+   `steps.EXTENSION_LIMIT` times as long), then stops it (SIGINT: the simulator drains its
+   acknowledgements and reports). Then the bench waits until the stream job committed every record (the
+   drain) and the lake its staged readings, so steps never overlap and each starts with no backlog.
+   While a step runs the bench samples once a second: every stage's counter from the bridge's and the
+   stream job's metrics, the exact backlog of the `readings` query (its checkpoint against Kafka's end
+   offsets), the stream job's publish → stored latency histogram, and CPU time and resident memory of
+   every process tree; between those samples it reads the stream job's counters every `figures.TICK_S`
+   (rows stored, micro-batches), which times each micro-batch's commit for the landing rate. Every step
+   is judged by `steps.judge` (with `--max`, the steps follow `steps.RateSearch`, then one more step at
+   half the highest sustainable rate gives the latency the p99 target is about).
 3. Accounting: after the last step, every reading of the mode's time window is counted in the database
    and in the lake and compared with what the broker acknowledged to the simulator.
 4. Ceilings: the children stop and each stage is measured alone on the same stack (`ceilings.measure`).
@@ -42,45 +49,62 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from confluent_kafka.admin import AdminClient
 
 from sensorpipe.bench.accounting import Accounting, from_counts
 from sensorpipe.bench.ceilings import measure as measure_ceilings
 from sensorpipe.bench.figures import (
+    TICK_S,
     Probe,
     Step,
+    Tick,
+    batches_between,
     components,
-    lag_outcome,
     latency,
+    measured_batches,
     p99_series,
     rate_series,
-    sustained,
+    step_outcome,
+    step_report,
 )
 from sensorpipe.bench.home import private_config
 from sensorpipe.bench.report import (
     LOAD_COMPONENT,
     BenchReport,
     Ceiling,
+    LakeSize,
     Machine,
     ModeReport,
+    StepReport,
     command_line,
     now,
 )
-from sensorpipe.bench.steps import RateSearch, judge
+from sensorpipe.bench.steps import (
+    EXTENSION_LIMIT,
+    MIN_BATCHES,
+    RateSearch,
+    Verdict,
+    judge,
+    measured_start,
+    step_length,
+)
 from sensorpipe.clients.kafka_client import admin_client
 from sensorpipe.config import Settings, load_settings
 from sensorpipe.errors import SensorpipeError
-from sensorpipe.monitoring.top import StreamFigures, stage_totals, take_snapshot
+from sensorpipe.monitoring.scrape import ScrapeError, scrape
+from sensorpipe.monitoring.top import StreamFigures, stage_totals, stream_figures, take_snapshot
 from sensorpipe.pipeline.launch import BRIDGE, STREAM, LaunchError, RunOptions, child_specs, prepare, stream_backlog
 from sensorpipe.pipeline.sequence import Drain, RunSequence
 from sensorpipe.pipeline.supervisor import ChildState, Supervisor
 from sensorpipe.stack import Stack
 from sensorpipe.stack.process import ProcessSnapshot, log_tail, pss_bytes
 from sensorpipe.storage.errors import connected
-from sensorpipe.storage.lake import RAW, read_dataset
+from sensorpipe.storage.lake import RAW, delta_table, explained, read_dataset
 from sensorpipe.storage.staging import staged_files
 
 SAMPLE_S = 1.0
+TICK_TIMEOUT_S = 0.5
 DRAIN_TIMEOUT_S = 180.0
 """How long the stream job may take to store a step's backlog before the bench gives up on it."""
 FIRST_ROW_TIMEOUT_S = 300.0
@@ -101,7 +125,7 @@ class BenchOptions:
     """Readings per second offered in both modes; with `search`, where the batch-1 search starts."""
     search: bool = False
     duration_s: float = 30.0
-    """Seconds of load per step."""
+    """Seconds of load per step, at least (`steps.step_length`)."""
     sensors: int = 100
     batch: int = 50
     ceiling_s: float = 10.0
@@ -254,27 +278,41 @@ class Bench:
         began = time.monotonic()
         probes: list[Probe] = []
         steps: list[Step] = []
+        judged: list[StepReport] = []
         label = "batch 1" if batch == 1 else f"batch {batch}"
+        lake = lake_size(self.settings)
+        self.say(f"{label}: the lake's raw at the start: {lake.describe() if lake else 'unreadable'}")
+        planned = step_length(self.options.duration_s, self.trigger_s)
+
+        def run(rate: float, kind: str) -> StepReport:
+            step = self._step(label, rate, batch, began, probes, planned)
+            steps.append(step)
+            outcome = step_outcome(step, probes, batch)
+            try:
+                verdict = judge(outcome, self.trigger_s)
+            except ValueError as e:  # too few lag samples (Kafka or the checkpoint unreadable): no verdict
+                verdict = Verdict(False, f"not judged: {e}", outcome.landed, None)
+            judged.append(step_report(step, verdict, probes, STREAM, kind))
+            mark = "sustainable" if verdict.sustainable else "not sustainable"
+            what = " (half the highest sustainable)" if kind == "half" else ""
+            self.say(f"{label}: {rate:,.0f} readings/s{what} {mark}: {verdict.reason}")
+            return judged[-1]
+
         if self.options.search:
             start = self.options.rate * (1 if batch == 1 else SEARCH_START_K)
             search = RateSearch(start=start, min_rate=min(100.0, start))
             while (rate := search.next_rate()) is not None:
-                step = self._step(label, rate, batch, began, probes)
-                steps.append(step)
-                verdict = judge(lag_outcome(step, probes, batch), self.trigger_s)
-                search.record(rate, verdict.sustainable)
-                mark = "sustainable" if verdict.sustainable else "not sustainable"
-                self.say(f"{label}: {rate:,.0f} readings/s {mark}: {verdict.reason}")
+                search.record(rate, run(rate, "search").sustainable)
             best = search.best
-            headline = next((s for s in steps if s.rate == best), steps[-1])
-            half = self._step(label, best / 2, batch, began, probes) if best is not None else None
-            if half is not None:
-                steps.append(half)
-            search_steps = tuple(search.steps)
+            index = next((i for i, s in enumerate(steps) if s.rate == best), len(steps) - 1)
+            headline, measured = steps[index], judged[index]
+            half = None
+            if best is not None:
+                run(best / 2, "half")
+                half = steps[-1]
         else:
-            headline = self._step(label, self.options.rate, batch, began, probes)
-            steps.append(headline)
-            best, half, search_steps = None, None, ()
+            measured = run(self.options.rate, "fixed")
+            headline, best, half = steps[-1], None, None
         window = (steps[0].wall_start, steps[-1].wall_end)
         if not steps[-1].drained:  # a last chance: what is still in Kafka is not lost, only late
             steps[-1].drained = self._drain(began, probes, label)
@@ -288,43 +326,87 @@ class Bench:
         return ModeReport(
             batch=batch,
             offered_rate=headline.rate,
-            sustained_db=sustained(probes, headline, "database_rows"),
+            sustained_db=measured.landed,
             sustained_lake=lake_landing(self.settings, headline),
             accounting=accounting,
             latency=latency(probes, headline),
             latency_half_rate=latency(probes, half) if half is not None else None,
             max_sustainable=best,
-            steps=search_steps,
+            steps=tuple(judged),
             components=components(probes, headline),
             cold_start_s=cold_start,
             rates=rate_series(probes, batch),
             latency_p99=p99_series(probes),
             window=(window[0].timestamp(), window[1].timestamp()),
+            lake_at_start=lake,
+            step_length_s=planned,
+            stream_cpu_per_10k=measured.stream_cpu_per_10k,
         )
 
-    def _step(self, label: str, rate: float, batch: int, began: float, probes: list[Probe]) -> Step:
-        duration = self.options.duration_s
-        step = Step(rate=rate, duration_s=duration, start=time.monotonic() - began, wall_start=datetime.now(UTC))
-        self.simulator = self._simulate(rate, batch, duration)
+    def _step(self, label: str, rate: float, batch: int, began: float, probes: list[Probe], planned: float) -> Step:
+        """Offer `rate` for `planned` seconds, longer if the measured window holds fewer than MIN_BATCHES
+        micro-batches by then; then drain, and wait for the lake's commit."""
+        limit = planned * EXTENSION_LIMIT
+        step = Step(rate=rate, duration_s=planned, start=time.monotonic() - began, wall_start=datetime.now(UTC))
+        self.simulator = self._simulate(rate, batch, limit)
         while self.simulator.poll() is None:
             tick = time.monotonic()
             probe = self._probe(began)
             probes.append(probe)
-            self.status(
-                f"{label}: offering {rate:,.0f} readings/s ({probe.t - step.start:.0f}/{duration:.0f} s) {_line(probe)}"
-            )
+            ran = probe.t - step.start
             self._check_children()
-            time.sleep(max(SAMPLE_S - (time.monotonic() - tick), 0.0))
+            extended = ""
+            if step.stopped is None and ran >= planned:
+                counted = batches_between(step.ticks, measured_start(step.start, probe.t), probe.t)
+                if counted is None or counted >= MIN_BATCHES:
+                    self.simulator.send_signal(signal.SIGINT)  # it stops publishing, drains and reports
+                    step.stopped = time.monotonic() - began
+                else:
+                    extended = f", extended: {counted}/{MIN_BATCHES} micro-batches"
+            self.status(
+                f"{label}: offering {rate:,.0f} readings/s ({ran:.0f}/{planned:.0f} s{extended}) {_line(probe)}"
+            )
+            self._read_ticks(step, began, until=tick + SAMPLE_S)
         step.sim_end, step.wall_end = time.monotonic() - began, datetime.now(UTC)
         summary = self._end_simulator()
         step.acknowledged = int(summary.get("readings_acked", 0))
+        step.duration_s = float(summary.get("elapsed_s") or step.duration_s)
         if not summary.get("lossless", False):
             self.say(f"{label}: the simulator lost readings before the broker took them: {summary}")
+        counted = measured_batches(step)
+        if step.stopped is None and counted is not None and counted < MIN_BATCHES:
+            self.say(
+                f"{label}: {rate:,.0f} readings/s: only {counted} micro-batches in the measured window"
+                f" of {step.load_end - step.start:.0f} s of load"
+            )
         step.drained = self._drain(began, probes, label)
         step.drained_at = time.monotonic() - began
         if step.drained:
             self._await_lake(began, probes, label)
+        step.settled_at = probes[-1].t
         return step
+
+    def _read_ticks(self, step: Step, began: float, until: float) -> None:
+        """Read the stream job's counters every TICK_S until `until` (monotonic clock), for the landing rate."""
+        while (now := time.monotonic()) < until:
+            tick = self._tick(began)
+            if tick is not None:
+                step.ticks.append(tick)
+            time.sleep(max(min(now + TICK_S, until) - time.monotonic(), 0.0))
+
+    def _tick(self, began: float) -> Tick | None:
+        """The stream job's rows stored and micro-batches now, timed at the middle of the read; None if it did not
+        answer in time (a missed tick only coarsens the timing of one commit)."""
+        stream = self.settings.stream
+        if stream.metrics_port is None:
+            return None
+        asked = time.monotonic()
+        try:
+            counters = stream_figures(scrape(stream.metrics_host, stream.metrics_port, TICK_TIMEOUT_S))
+        except (ScrapeError, ValueError):
+            return None
+        t = (asked + time.monotonic()) / 2 - began
+        return Tick(t, counters.sink_rows.get("database", 0), counters.batch_duration.count)
 
     def _await_lake(self, began: float, probes: list[Probe], label: str) -> None:
         """Sample until the lake committed what the stream job staged: it commits every
@@ -424,6 +506,26 @@ def account_sinks(settings: Settings, start: datetime, end: datetime, acknowledg
     )
 
 
+def lake_size(settings: Settings) -> LakeSize | None:
+    """The lake's `raw` now, from its Delta log's add actions (delta-rs); None when it cannot be read."""
+    try:
+        with explained(settings):
+            table = delta_table(settings, RAW)
+            if table is None:
+                return LakeSize(0, 0, 0, None)
+            actions = pa.table(table.get_add_actions(flatten=True))  # delta-rs hands it over as an Arrow stream
+            version = table.version()
+    except (SensorpipeError, OSError):
+        return None
+    counted = "num_records" in actions.column_names
+    return LakeSize(
+        rows=int(pc.sum(actions["num_records"]).as_py() or 0) if counted else None,
+        files=actions.num_rows,
+        bytes=int(pc.sum(actions["size_bytes"]).as_py() or 0),
+        version=version,
+    )
+
+
 def lake_landing(settings: Settings, step: Step) -> float:
     """Readings/s the lake took of a step's load, its warm-up left out: those timestamped in the measured
     window, counted once the lake committed them, over the window's length.
@@ -432,11 +534,11 @@ def lake_landing(settings: Settings, step: Step) -> float:
     that a short window may miss entirely; what it holds after the step (caught up within one interval,
     `_await_lake`) is what it kept up with.
     """
-    window_s = step.sim_end - step.warm
+    window_s = step.load_end - step.warm
     if window_s <= 0:
         return 0.0
     first = step.wall_start + timedelta(seconds=step.warm - step.start)
-    last = step.wall_start + timedelta(seconds=step.sim_end - step.start)
+    last = step.wall_start + timedelta(seconds=step.load_end - step.start)
     return int(read_dataset(settings, RAW, start=first, end=last, columns=["time"]).num_rows) / window_s
 
 
@@ -465,6 +567,7 @@ __all__ = [
     "BenchOptions",
     "account_sinks",
     "distinct_keys",
+    "lake_size",
     "processes_for",
     "trigger_seconds",
 ]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -12,15 +13,27 @@ from sensorpipe.bench.figures import (
     Buckets,
     Probe,
     Step,
+    Tick,
+    batches_between,
     components,
+    cpu_per_readings,
     cumulative,
-    lag_outcome,
+    landed,
+    landing_rate,
     latency,
+    measured_batches,
     p99_series,
     rate_series,
+    step_outcome,
+    step_report,
     sustained,
 )
-from sensorpipe.bench.runner import distinct_keys, processes_for, trigger_seconds
+from sensorpipe.bench.report import LakeSize
+from sensorpipe.bench.runner import distinct_keys, lake_size, processes_for, trigger_seconds
+from sensorpipe.bench.steps import Verdict
+from sensorpipe.config import Settings
+from sensorpipe.config.settings import LakeSettings
+from sensorpipe.storage.lake import RAW, write_dataset
 
 INF = math.inf
 
@@ -48,6 +61,13 @@ def test_warm_up_is_a_quarter_of_the_step_at_most_five_seconds() -> None:
     assert step(start=10.0, sim_end=70.0).warm == 15.0
 
 
+def test_a_step_the_bench_stopped_ends_its_load_when_told() -> None:
+    stopped = step(sim_end=22.0)
+    stopped.stopped = 20.0  # the simulator then drained its acknowledgements until 22 s
+    assert (stopped.load_end, stopped.warm) == (20.0, 5.0)
+    assert step(sim_end=22.0).load_end == 22.0
+
+
 def test_a_restarted_counter_carries_on_from_its_last_value() -> None:
     probes = [probe(0, 0), probe(1, 100), probe(2, 250), probe(3, 40), probe(4, 90)]
     assert cumulative(probes, "database_rows") == [(0, 0), (1, 100), (2, 250), (3, 290), (4, 340)]
@@ -61,14 +81,98 @@ def test_sustained_is_the_landing_rate_after_warm_up_while_the_load_ran() -> Non
     assert sustained([probe(0, 0)], step(), "database_rows") == 0.0
 
 
-def test_lag_outcome_keeps_the_backlog_while_the_load_ran() -> None:
+def test_step_outcome_keeps_the_backlog_while_the_load_ran() -> None:
     probes = [probe(t, backlog=b) for t, b in ((0.5, 10), (5.0, 20), (19.0, 30), (21.0, 0), (6.0, None))]
     asked = Step(1000.0, 18.0, 0.0, datetime.now(UTC), sim_end=20.0)  # the publisher's start-up took 2 s
-    outcome = lag_outcome(asked, probes, batch=1)
+    outcome = step_outcome(asked, probes, batch=1)
     assert list(outcome.lag) == [(0.5, 10.0), (5.0, 20.0), (19.0, 30.0)]
     assert (outcome.rate, outcome.duration_s) == (1000.0, 18.0)
-    gateway = lag_outcome(asked, probes, batch=50)  # a record holds 50 readings; the rate counts readings
+    gateway = step_outcome(asked, probes, batch=50)  # a record holds 50 readings; the rate counts readings
     assert list(gateway.lag) == [(0.5, 500.0), (5.0, 1000.0), (19.0, 1500.0)]
+    asked.stopped = 18.0  # the bench stopped the load at 18 s: the sample at 19 s is the simulator's drain
+    assert list(step_outcome(asked, probes, batch=1).lag) == [(0.5, 10.0), (5.0, 20.0)]
+
+
+def staircase(
+    period_s: float, rate: float, end_s: float = 20.0, tick_s: float = 0.2, phase_s: float = 0.35
+) -> list[Tick]:
+    """Ticks of a stream job committing a micro-batch every `period_s` of what arrived at `rate` meanwhile."""
+    ticks, t = [], 0.0
+    while t <= end_s:
+        commits = int(max(t - phase_s, 0.0) // period_s) + (t >= phase_s)
+        ticks.append(Tick(t, round(commits * period_s * rate), commits))
+        t = round(t + tick_s, 6)
+    return ticks
+
+
+def test_the_landing_rate_follows_the_commits_not_the_window_ends() -> None:
+    # 1.6 s micro-batches of 1,600 readings: between the window's ends (5 s to 20 s) the counter rose by 9 or
+    # 10 batches in 15 s (960/s or 1,067/s) depending on where the teeth fall; the commits say 1,000/s.
+    ticked = step(sim_end=20.0)
+    ticked.ticks = staircase(1.6, 1000.0)
+    assert landing_rate(ticked) == pytest.approx(1000.0, rel=0.005)
+    probes = [probe(t, db=ticked.ticks[t * 5].rows) for t in range(0, 21)]
+    assert sustained(probes, ticked, "database_rows") == pytest.approx(1066.7, abs=0.1)  # the old figure
+    assert landed(ticked, probes) == landing_rate(ticked)
+
+
+def test_a_pipeline_falling_behind_lands_less_than_arrives() -> None:
+    # 1,000/s arrive; each micro-batch reads what arrived until it started, and takes 3 % longer than the last.
+    ticks, t, duration, commits = [], 0.0, 1.0, []
+    while t < 25:
+        commits.append((t + duration, 1000.0 * t))
+        t, duration = t + duration, duration * 1.03
+    for i in range(101):
+        now = i * 0.2
+        done = [c for c in commits if c[0] <= now]
+        ticks.append(Tick(now, round(done[-1][1]) if done else 0, len(done)))
+    behind = step(sim_end=20.0)
+    behind.ticks = ticks
+    rate = landing_rate(behind)
+    assert rate is not None and 0.95 * 1000 < rate < 0.98 * 1000
+
+
+def test_without_two_commits_the_landing_rate_comes_from_the_probes() -> None:
+    quiet = step(sim_end=20.0)
+    quiet.ticks = [Tick(t, 0, 0) for t in (6.0, 7.0)]
+    assert landing_rate(quiet) is None
+    probes = [probe(t, max(0, (t - 5) * 1000)) for t in range(0, 23)]
+    assert landed(quiet, probes) == pytest.approx(1000.0)
+
+
+def test_micro_batches_are_counted_in_the_measured_window() -> None:
+    ticked = step(sim_end=20.0)
+    ticked.ticks = staircase(1.6, 1000.0)
+    assert measured_batches(ticked) == 10  # commits at 5.15, 6.75 ... 17.95, 19.55 s: after the warm-up (5 s)
+    assert batches_between(ticked.ticks, 0.0, 3.0) == 2
+    assert batches_between([], 0.0, 3.0) is None
+    restarted = [Tick(1.0, 0, 40), Tick(2.0, 0, 41), Tick(3.0, 0, 1), Tick(4.0, 0, 2)]  # the job restarted
+    assert batches_between(restarted, 0.0, 5.0) == 3
+
+
+def test_stream_cpu_per_ten_thousand_readings_stored_counts_the_drain() -> None:
+    probes = [probe(t, db=min(t, 20) * 1000, cpu={"stream": 10.0 + 0.2 * t, "kafka": 0.1 * t}) for t in range(0, 31)]
+    done = step(sim_end=20.0, drained_at=25.0)
+    done.settled_at = 30.0
+    # 6 CPU s from 0 to 30 s for 20,000 readings stored: 3 s per 10,000.
+    assert cpu_per_readings(probes, done, "stream") == pytest.approx(3.0)
+    assert cpu_per_readings(probes, done, "bridge") is None
+    assert cpu_per_readings([probe(t, db=0, cpu={"stream": t}) for t in range(5)], done, "stream") is None
+
+
+def test_a_step_report_puts_the_verdict_beside_its_figures() -> None:
+    done = step(sim_end=20.0)
+    done.ticks = staircase(1.6, 1000.0)
+    verdict = Verdict(False, "landed 900/s of 1,000/s offered (90 %)", 900.0, 2500.0)
+    report = step_report(done, verdict, [], "stream", "search")
+    assert (report.sustainable, report.landed, report.end_backlog, report.reason) == (
+        False,
+        900.0,
+        2500.0,
+        verdict.reason,
+    )
+    assert (report.load_s, report.batches, report.stream_cpu_per_10k, report.kind) == (20.0, 10, None, "search")
+    assert (report.landed_share, report.end_backlog_s) == (0.9, 2.5)
 
 
 def hist(under_1s: float, under_2s: float, total: float) -> Buckets:
@@ -149,3 +253,16 @@ def test_distinct_keys_counts_a_reading_written_twice_once() -> None:
     table = pa.table({"sensor_id": ["a", "a", "a", "b"], "time": times})
     assert distinct_keys(table) == 3
     assert distinct_keys(table.slice(0, 0)) == 0
+
+
+def test_the_lake_size_counts_raw_rows_files_and_commits(tmp_path: Path) -> None:
+    settings = Settings(lake=LakeSettings(backend="local", local_dir=tmp_path / "lake"))
+    assert lake_size(settings) == LakeSize(0, 0, 0, None)
+    day = datetime(2026, 12, 7, tzinfo=UTC)
+    for count in (3, 2):
+        times = pa.array([day + timedelta(seconds=i) for i in range(count)], pa.timestamp("us", tz="UTC"))
+        write_dataset(settings, RAW, pa.table({"time": times, "sensor_id": ["s-1"] * count}))
+    size = lake_size(settings)
+    assert size is not None
+    assert (size.rows, size.files, size.version) == (5, 2, 1)
+    assert size.bytes > 0
