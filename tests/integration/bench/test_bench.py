@@ -76,6 +76,18 @@ def test_the_report_has_both_modes_every_ceiling_and_every_target(
             "lake",
         }
         assert mode.window is not None
+        # A fixed rate is judged as a --max step is: the verdict beside its landing rate and end backlog.
+        (step,) = mode.steps
+        assert step.kind == "fixed" and step.rate == 200
+        assert step.landed > 0 and step.end_backlog is not None
+        assert mode.sustained_db == step.landed
+        assert mode.step_length_s is not None and step.load_s >= mode.step_length_s
+        assert mode.stream_cpu_per_10k is not None and mode.stream_cpu_per_10k > 0
+        assert mode.lake_at_start is not None
+    # Batch 5 starts on the lake batch 1 filled.
+    first, second = report.modes
+    lake = second.lake_at_start
+    assert lake is not None and lake.rows is not None and lake.rows >= first.accounting.stored_lake
     assert {(c.stage, c.batch) for c in report.ceilings} == {
         *((stage, batch) for stage in ("mqtt", "kafka_produce", "kafka_consume") for batch in (1, 5)),
         ("postgres_copy", None),
