@@ -100,7 +100,7 @@ from sensorpipe.pipeline.supervisor import ChildState, Supervisor
 from sensorpipe.stack import Stack
 from sensorpipe.stack.process import ProcessSnapshot, log_tail, pss_bytes
 from sensorpipe.storage.errors import connected
-from sensorpipe.storage.lake import RAW, delta_table, explained, read_dataset
+from sensorpipe.storage.lake import RAW, delta_table, explained, read_dataset, table_files
 from sensorpipe.storage.staging import staged_files
 
 SAMPLE_S = 1.0
@@ -513,7 +513,7 @@ def lake_size(settings: Settings) -> LakeSize | None:
             table = delta_table(settings, RAW)
             if table is None:
                 return LakeSize(0, 0, 0, None)
-            actions = pa.table(table.get_add_actions(flatten=True))  # delta-rs hands it over as an Arrow stream
+            actions = table_files(table)
             version = table.version()
     except (SensorpipeError, OSError):
         return None

@@ -9,13 +9,12 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-import pyarrow as pa
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sensorpipe.config import S3Settings, Settings
 from sensorpipe.doctor.check import Check, failed, passed, split_fix
 from sensorpipe.errors import SensorpipeError
-from sensorpipe.storage.lake import Dataset, dataset_path, delta_table, lake_filesystem
+from sensorpipe.storage.lake import Dataset, dataset_path, delta_table, lake_filesystem, table_files
 from sensorpipe.storage.s3 import explain, s3_client
 
 MIN_VACUUM_RETENTION_HOURS = 24
@@ -104,8 +103,7 @@ def check_table(dataset: Dataset, settings: Settings) -> Check:
         table = delta_table(settings, dataset)
         if table is None:
             return passed(name, "none yet: the stream job creates it")
-        actions = pa.table(table.get_add_actions(flatten=True))  # delta-rs hands it over as an Arrow stream
-        files = actions.select(["size_bytes", "partition.date"]).to_pylist()
+        files = table_files(table).select(["size_bytes", "partition.date"]).to_pylist()
         last = table.history(1)[0]
     except SensorpipeError as e:
         return failed(name, *split_fix(str(e)))

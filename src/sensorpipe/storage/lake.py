@@ -60,6 +60,7 @@ __all__ = [
     "partition_values",
     "read_dataset",
     "storage_options",
+    "table_files",
     "table_properties",
     "table_uri",
     "time_filter",
@@ -282,6 +283,11 @@ def offsets_app_id(topic: str, topic_id: str, partition: int) -> str:
     The topic's id is part of it: a topic deleted and created again counts its offsets afresh.
     """
     return f"sensorpipe:{topic}:{topic_id}:{partition}"
+
+
+def table_files(table: DeltaTable) -> pa.Table:
+    """The snapshot's data files: `path`, `size_bytes`, `num_records`, `partition.<column>` … (its add actions)."""
+    return pa.table(table.get_add_actions(flatten=True))  # delta-rs hands them over as an Arrow stream
 
 
 def delta_table(settings: Settings, dataset: Dataset) -> DeltaTable | None:
