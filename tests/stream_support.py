@@ -25,18 +25,30 @@ T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 
 
 class Lane:
-    """A topic, sensor ids, a lake bucket (with the checkpoints beside it) and a metrics port of this test's own.
+    """A topic, sensor ids, a lake bucket, checkpoints and a metrics port of this test's own.
 
-    Each lane needs its own lake: Spark's file sink log lives in the lake, and a fresh checkpoint
-    writing into a lake that another checkpoint's log already covers would have its batches skipped.
+    Each lane needs its own lake and checkpoints: the lake's tables record what each checkpoint's queries
+    wrote, and a checkpoint shared by two lanes' jobs would resume one from the other's offsets.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, checkpoints_beside_lake: bool = False) -> None:
+        """Checkpoints on local disk, as a local master keeps them by default; beside the lake (on S3) for
+        a cluster, as a cluster master does."""
         self.tag = uuid.uuid4().hex[:8]
         self.topic = f"stream-{self.tag}"
         self.bucket = f"lake-{self.tag}"
         self.metrics_port = free_port()
-        self.settings = settings.model_copy(update={"s3": settings.s3.model_copy(update={"bucket": self.bucket})})
+        self.checkpoints = (
+            f"s3a://{self.bucket}/_checkpoints"
+            if checkpoints_beside_lake
+            else (settings.home / f"checkpoints-{self.tag}").as_uri()
+        )
+        self.settings = settings.model_copy(
+            update={
+                "s3": settings.s3.model_copy(update={"bucket": self.bucket}),
+                "stream": settings.stream.model_copy(update={"checkpoint_base": self.checkpoints}),
+            }
+        )
         ensure_bucket(self.settings.s3)
 
     def sensor(self, name: str) -> str:
@@ -47,6 +59,7 @@ class Lane:
             "kafka.topic": self.topic,
             "kafka.dlq_topic": f"{self.topic}-dlq",
             "s3.bucket": self.bucket,
+            "stream.checkpoint_base": self.checkpoints,
             "stream.metrics_port": str(self.metrics_port),
         }
         return [arg for key, value in pairs.items() for arg in ("--set", f"{key}={value}")]

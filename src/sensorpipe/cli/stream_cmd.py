@@ -46,8 +46,9 @@ def stream(
     Valid readings go to `sensor_data` and, every `lake.commit_interval_s`, to the lake's Delta table
     `raw`; one-minute aggregates to `sensor_data_1m` and the lake's `agg_1m`; invalid records to
     `sensor_rejects` and `kafka.dlq_topic` with their reason. Checkpoints live under
-    `stream.checkpoint_base` (default: the lake's `_checkpoints/`): a restart resumes exactly where the job
-    stopped. The lake's tables are kept up every `lake.maintenance_interval_s` (`sensorpipe lake maintain`).
+    `stream.checkpoint_base` (default: `<home>/checkpoints/` with a local master, else the lake's
+    `_checkpoints/`): a restart resumes exactly where the job stopped. The lake's tables are kept up
+    every `lake.maintenance_interval_s` (`sensorpipe lake maintain`).
 
     `--reset` deletes the checkpoints, so the job reads again everything Kafka still retains (the sinks
     are idempotent: nothing is stored twice), and empties `agg_1m`, which the aggregates compute again

@@ -168,7 +168,9 @@ class StreamSettings(_Section):
         200_000, ge=1, description="Kafka records per micro-batch at most; unset: no limit"
     )
     checkpoint_base: str | None = Field(
-        None, description="checkpoints of the job's queries (default: <lake root>/_checkpoints)"
+        None,
+        description="checkpoints of the job's queries (default: <home>/checkpoints with a local master and a lake"
+        " on S3, else <lake root>/_checkpoints, where a cluster's executors find them)",
     )
     watermark: str = Field(
         "2 minutes",

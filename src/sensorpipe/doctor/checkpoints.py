@@ -29,7 +29,9 @@ from sensorpipe.stream.checkpoints import (
     START_OVER,
     TABLE_WRITERS,
     CheckpointError,
+    checkpoint_base,
     checkpoint_uri,
+    lake_checkpoint_base,
     orphaned_tables,
     orphaned_tables_cause,
 )
@@ -40,9 +42,10 @@ OTHER_QUERY_FIX = f"run the sensorpipe version that wrote it, or {START_OVER}"
 
 def checkpoint_specs(settings: Settings, by_service: dict[str, tuple[str, ...]]) -> list[CheckSpec]:
     """One check per query, after the storage its checkpoint is on (and, for the readings, the topic)."""
-    if settings.stream.checkpoint_base is None:
+    base = checkpoint_base(settings)
+    if base == lake_checkpoint_base(settings):
         storage: tuple[str, ...] = ("lake bucket",)  # beside the lake: a missing bucket is reported there
-    elif urlsplit(settings.stream.checkpoint_base).scheme in {"s3", "s3a"}:
+    elif urlsplit(base).scheme in {"s3", "s3a"}:
         storage = by_service.get("s3", ())
     else:
         storage = ()

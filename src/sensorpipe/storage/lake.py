@@ -344,22 +344,29 @@ def conformed(table: pa.Table, dataset: Dataset) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def append(settings: Settings, dataset: Dataset, table: pa.Table, transactions: Sequence[Transaction] = ()) -> None:
+def append(
+    settings: Settings,
+    dataset: Dataset,
+    table: pa.Table,
+    transactions: Sequence[Transaction] = (),
+    target: DeltaTable | None = None,
+) -> None:
     """Append `table` (with its `date`/`hour` columns) to `dataset` as one Delta commit.
 
     `transactions` (application id, version) are recorded in the same commit: the stream job's way to
     know which Kafka offsets the lake holds (stream/lake_commit.py), atomically with the rows themselves.
+    `target` is the table already loaded, which the commit then brings forward (not loaded again).
     """
     from deltalake import CommitProperties, write_deltalake
 
     with explained(settings):
         write_deltalake(
-            table_uri(settings, dataset),
+            target if target is not None else table_uri(settings, dataset),
             conformed(table, dataset),
             mode="append",
             partition_by=PARTITION_BY,
             configuration=dict(table_properties(settings)),  # used when this write creates the table
-            storage_options=storage_options(settings),
+            storage_options=None if target is not None else storage_options(settings),
             commit_properties=CommitProperties(app_transactions=list(transactions)) if transactions else None,
         )
 

@@ -23,6 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -30,11 +31,22 @@ import pyarrow.compute as pc
 from sensorpipe.config import Settings
 from sensorpipe.contract.columns import READING_COLUMNS
 from sensorpipe.errors import SensorpipeError
-from sensorpipe.storage.lake import RAW, SCHEMAS, append, ensure_table, offsets_app_id, with_partition_columns
+from sensorpipe.storage.lake import (
+    RAW,
+    SCHEMAS,
+    append,
+    ensure_table,
+    explained,
+    offsets_app_id,
+    with_partition_columns,
+)
 from sensorpipe.storage.lake_upkeep import UpkeepBusy, maintain_all
 from sensorpipe.storage.staging import read_staged, remove_staged, staged_files
 from sensorpipe.stream.enrichment import METADATA_COLUMNS, read_metadata
 from sensorpipe.stream.monitoring import StreamMetrics
+
+if TYPE_CHECKING:
+    from deltalake import DeltaTable
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +72,17 @@ class LakeCommits:
         self._topic = settings.kafka.topic
         self._topic_id = topic_id
         self._metadata = metadata
+        self._table: DeltaTable | None = None
+
+    def _raw(self) -> DeltaTable:
+        """`raw` at its latest version: loaded once, then brought forward by the versions since. A fresh load
+        lists the whole log, whose length (a version a minute) made each commit slower as the lake aged."""
+        if self._table is None:
+            self._table = ensure_table(self._settings, RAW)
+        else:
+            with explained(self._settings):
+                self._table.update_incremental()
+        return self._table
 
     def app_id(self, partition: int) -> str:
         """The Delta application transaction recording the highest offset of `partition` in the table."""
@@ -70,7 +93,8 @@ class LakeCommits:
         from deltalake import Transaction
 
         offsets = highest_offsets(readings)
-        append(self._settings, RAW, readings, [Transaction(self.app_id(p), v) for p, v in offsets.items()])
+        transactions = [Transaction(self.app_id(p), v) for p, v in offsets.items()]
+        append(self._settings, RAW, readings, transactions, target=self._raw())
 
     def commit(self) -> int:
         """Commit every staged reading not yet in `raw`, then clear what was staged; the rows committed."""
@@ -93,7 +117,7 @@ class LakeCommits:
 
     def not_yet_committed(self, readings: pa.Table) -> pa.Table:
         """The rows above their partition's recorded offset (all of them in a new table)."""
-        committed = ensure_table(self._settings, RAW).transaction_version
+        committed = self._raw().transaction_version
         keep = pa.array([False] * readings.num_rows, pa.bool_())
         for partition in pc.unique(readings["kafka_partition"]).drop_null().to_pylist():
             mine = pc.equal(readings["kafka_partition"], partition)

@@ -20,6 +20,7 @@ from sensorpipe.monitoring.metrics_server import serve_metrics
 from sensorpipe.stream.checkpoints import (
     CheckpointError,
     explain_failure,
+    move_lake_checkpoints,
     orphaned_tables,
     orphaned_tables_message,
     retire_checkpoints,
@@ -32,6 +33,8 @@ from sensorpipe.stream.monitoring import ProgressListener, StreamMetrics, failur
 logger = logging.getLogger(__name__)
 
 STOP_GRACE_S = 30.0
+FIRST_BATCH_WAIT_S = 120.0
+"""How long the lake's aggregates wait for the readings' first micro-batch before they start anyway."""
 
 
 class StreamFailed(SensorpipeError):
@@ -61,6 +64,7 @@ def run_job(
     handle = handle or JobHandle(threading.Event())
     metrics = metrics or StreamMetrics()
     create_topics(settings.kafka)
+    move_lake_checkpoints(settings)  # kept beside the lake by an earlier run; says so in one line
     migrate_lake(settings)  # a lake of Spark's file sink (sensorpipe before Delta); says so in one line
     retire_checkpoints(settings)  # of queries an earlier sensorpipe ran; says so in one line
     orphaned = orphaned_tables(settings)
@@ -86,6 +90,7 @@ def run_job(
                 _await(spark, settings, queries[1:], handle)
         else:
             lake.start()
+            _first_batch(queries[0], handle)
             queries.append(start_aggregates(spark, settings, metrics))
             _await(spark, settings, queries, handle)
             lake.stop()  # the readings query has stopped: commits what it staged last
@@ -97,6 +102,18 @@ def run_job(
         if server is not None:
             server.shutdown()
     return metrics
+
+
+def _first_batch(query: StreamingQuery, handle: JobHandle) -> None:
+    """Until `query` finished its first micro-batch (at most FIRST_BATCH_WAIT_S), or stopped.
+
+    The first batch is the slowest (planning, code generation, a cold JIT), and starting the lake's
+    aggregates beside it, which reads the Delta table's log, made the first row come 10 s later.
+    """
+    deadline = time.monotonic() + FIRST_BATCH_WAIT_S
+    while query.isActive and query.lastProgress is None and time.monotonic() < deadline:
+        if handle.stop_requested.wait(0.2):
+            return
 
 
 def _await(spark: SparkSession, settings: Settings, queries: list[StreamingQuery], handle: JobHandle) -> None:

@@ -12,14 +12,18 @@ import pytest
 
 from sensorpipe.config import Settings, load_settings
 from sensorpipe.storage.lake import AGG_1M, RAW, dataset_uri, read_dataset, write_dataset
+from sensorpipe.storage.s3 import ensure_bucket
 from sensorpipe.stream.checkpoints import (
     checkpoint_filesystem,
     checkpoint_uri,
     checkpoints,
+    lake_checkpoint_base,
+    move_lake_checkpoints,
     orphaned_tables,
     orphaned_tables_message,
     reset_checkpoints,
     retire_checkpoints,
+    tree_exists,
 )
 
 pytestmark = pytest.mark.integration
@@ -93,3 +97,33 @@ def test_agg_1m_without_its_checkpoint_is_caught_and_reset_empties_it(
     assert (reset.deleted, reset.emptied) == ([checkpoint_uri(settings, "aggregates_lake")], [table])
     assert orphaned_tables(settings) == [] and not any(c.exists for c in checkpoints(settings))
     assert (read_dataset(settings, AGG_1M).num_rows, read_dataset(settings, RAW).num_rows) == (0, 1)
+
+
+def test_checkpoints_an_earlier_run_kept_beside_the_lake_move_to_this_machine_with_a_local_master(
+    stack_settings: Settings, tmp_path: Path
+) -> None:
+    bucket = f"ckpt-move-{tmp_path.name}".lower().replace("_", "-")[:60]
+    settings = stack_settings.model_copy(
+        update={
+            "stack": stack_settings.stack.model_copy(update={"home": tmp_path / "home"}),
+            "s3": stack_settings.s3.model_copy(update={"bucket": bucket}),
+        }
+    )
+    ensure_bucket(settings.s3)
+    beside_lake = lake_checkpoint_base(settings)
+    assert beside_lake.startswith("s3a://") and checkpoint_uri(settings, "readings").startswith("file://")
+    _write(settings, f"{beside_lake}/readings/offsets", "0")  # what sensorpipe before 2026-12-07 kept there
+    _write(settings, f"{beside_lake}/aggregates_lake/commits", "0")
+    minute = pa.array([datetime(2026, 12, 7, 9, 0, tzinfo=UTC)], pa.timestamp("us", tz="UTC"))
+    write_dataset(settings, AGG_1M, pa.table({"bucket": minute}))
+    _write(settings, f"{beside_lake}/aggregates_lake/offsets", "0")
+    assert orphaned_tables(settings) == [], "not moved yet is not gone"
+
+    assert move_lake_checkpoints(settings) == ["aggregates_lake", "readings"]
+    local = tmp_path / "home" / "checkpoints"
+    assert (local / "readings" / "offsets" / "0").read_bytes() == b"v1\n{}"
+    assert sorted(p.name for p in (local / "aggregates_lake").iterdir()) == ["commits", "offsets"]
+    assert not [p for p in local.iterdir() if p.name.startswith(".")], "no half-moved copy is left"
+    assert not tree_exists(settings, f"{beside_lake}/readings")
+    assert orphaned_tables(settings) == []
+    assert move_lake_checkpoints(settings) == []

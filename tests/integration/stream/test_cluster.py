@@ -50,7 +50,7 @@ def test_the_stream_job_runs_unchanged_on_a_standalone_cluster(
     stack_config: Path, migrated: Settings, cluster: SparkCluster, jars_on_workers: bool
 ) -> None:
     """Shipped: the executor fetches the jar set from the driver; on workers: it finds them on its class path."""
-    lane = Lane(migrated)
+    lane = Lane(migrated, checkpoints_beside_lake=True)
     jars = ("--set", f"spark.jars_on_workers={str(jars_on_workers).lower()}")
     before = app_ids(cluster, "sensorpipe-stream")
     values: list[bytes] = []

@@ -28,18 +28,27 @@ from sensorpipe.stream.checkpoints import (
     checkpoint_uri,
     checkpoints,
     explain_failure,
+    lake_checkpoint_base,
 )
 
 
-def test_checkpoints_live_beside_the_lake_unless_configured(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> None:
-    s3 = load_settings()
-    assert checkpoint_uri(s3, "readings") == "s3a://sensordata/_checkpoints/readings"
+def test_checkpoints_live_on_this_machine_with_a_local_master_else_beside_the_lake_unless_configured(
+    tmp_path: Path, clean_env: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    local_master = load_settings({"stack": {"home": home}})  # local[*] and a lake on S3: the defaults
+    assert checkpoint_uri(local_master, "readings") == f"{home.as_uri()}/checkpoints/readings"
+    assert lake_checkpoint_base(local_master) == "s3a://sensordata/_checkpoints"
+    several = load_settings({"stack": {"home": home}, "spark": {"master": "local-cluster[2,1,1024]"}})
+    assert checkpoint_uri(several, "readings") == f"{home.as_uri()}/checkpoints/readings"
+    cluster = load_settings({"spark": {"master": "spark://10.0.0.5:7077"}})
+    assert checkpoint_uri(cluster, "readings") == "s3a://sensordata/_checkpoints/readings"
     local = load_settings({"lake": {"backend": "local", "local_dir": tmp_path}})
     assert checkpoint_uri(local, "aggregates_lake") == f"{tmp_path.as_uri()}/_checkpoints/aggregates_lake"
     custom = load_settings({"stream": {"checkpoint_base": "s3a://other/ckpt/"}})
     assert [checkpoint_uri(custom, q) for q in QUERIES] == [f"s3a://other/ckpt/{q}" for q in QUERIES]
     with pytest.raises(ValueError, match="unknown query"):
-        checkpoint_uri(s3, "lake2")
+        checkpoint_uri(local_master, "lake2")
 
 
 def test_a_storage_sensorpipe_cannot_manage_is_said_plainly(clean_env: pytest.MonkeyPatch) -> None:
@@ -57,9 +66,10 @@ def test_a_storage_sensorpipe_cannot_manage_is_said_plainly(clean_env: pytest.Mo
     ],
 )
 def test_an_incompatible_checkpoint_names_both_ways_out(spark_error: str, clean_env: pytest.MonkeyPatch) -> None:
-    message = explain_failure(load_settings(), "aggregates_lake", spark_error)
+    settings = load_settings()
+    message = explain_failure(settings, "aggregates_lake", spark_error)
     assert message is not None
-    assert "s3a://sensordata/_checkpoints/aggregates" in message
+    assert f"{(settings.home / 'checkpoints' / 'aggregates_lake').as_uri()}" in message
     assert "run the version that wrote it" in message
     assert "`sensorpipe stream --reset`" in message
 
