@@ -47,6 +47,7 @@ class Pipeline:
         self.flags = [
             *self.lane.flags(),
             *("--set", f"s3.bucket={self.bucket}"),
+            *("--set", f"stream.checkpoint_base={Path(tempfile.mkdtemp(prefix='pipeline-checkpoints-')).as_uri()}"),
             *("--set", f"bridge.metrics_port={self.bridge.metrics_port}"),
             *("--set", f"stream.metrics_port={self.stream_metrics_port}"),
         ]

@@ -50,13 +50,18 @@ def checkpoint_specs(settings: Settings, by_service: dict[str, tuple[str, ...]])
     else:
         storage = ()
     kafka = (*by_service.get("kafka", ()), f"topic {settings.kafka.topic}")
+
+    def needs(query: str) -> tuple[str, ...]:
+        # A query that writes a lake table is checked against that table too (agg_1m without its checkpoint).
+        found = [
+            *storage,
+            *(kafka if query == "readings" else ()),
+            *(["lake bucket"] if query in TABLE_WRITERS else []),
+        ]
+        return tuple(dict.fromkeys(found))
+
     return [
-        CheckSpec(
-            f"checkpoint {query}",
-            partial(check_checkpoint, query),
-            problem=7,
-            needs=(*storage, *kafka) if query == "readings" else storage,
-        )
+        CheckSpec(f"checkpoint {query}", partial(check_checkpoint, query), problem=7, needs=needs(query))
         for query in QUERIES
     ]
 

@@ -180,10 +180,14 @@ def _readings_table(rows: list[Row]) -> pa.Table:
 
 
 def _only(readings: pa.Table, keys: Sequence[Row]) -> pa.Table:
-    """The readings whose (sensor_id, time) is among `keys` (rows of those two)."""
+    """The first reading of each (sensor_id, time) among `keys` (rows of those two): a reading a batch holds
+    twice (forwarded twice by the bridge) is stored once, and must be counted in its minute once."""
     wanted = {(sensor, _micros(moment)) for sensor, moment in keys}
     micros = pc.cast(readings["time"], pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_pylist()
-    mask = [key in wanted for key in zip(readings["sensor_id"].to_pylist(), micros, strict=True)]
+    mask = []
+    for key in zip(readings["sensor_id"].to_pylist(), micros, strict=True):
+        mask.append(key in wanted)
+        wanted.discard(key)
     return readings.filter(pa.array(mask, pa.bool_()))
 
 

@@ -79,6 +79,7 @@ def test_duplicates_inside_one_batch_are_stored_once(writer: DatabaseWriter, own
     result = writer.write_readings(batch + batch[:3])
     assert (result.written, result.skipped) == (10, 3)
     assert count(owner, sid) == 10
+    assert minutes_unlike_readings(owner, sid) == [], "a reading held twice counts once in its minute"
 
 
 def test_first_copies_are_the_rows_stored_from_these_very_records_once_per_reading(writer: DatabaseWriter) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import tempfile
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
@@ -347,6 +348,7 @@ def test_the_real_stream_job_stores_and_rejects_the_corpus_as_decode_does(
         "kafka.dlq_topic": f"fuzz-{tag}-dlq",
         "kafka.retention_ms": "-1",  # the records carry old timestamps, long past the default 7 days' retention
         "s3.bucket": f"fuzz-{tag}",
+        "stream.checkpoint_base": (Path(tempfile.mkdtemp(prefix="fuzz-checkpoints-"))).as_uri(),
         "postgres.database": empty_db,
         "stream.metrics_port": str(free_port()),
         "stream.max_payload_bytes": str(MAX_BYTES),
