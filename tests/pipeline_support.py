@@ -20,6 +20,7 @@ import psycopg
 
 from sensorpipe.config import load_settings
 from sensorpipe.config.settings import parse_assignments
+from sensorpipe.storage.lake import RAW, read_dataset
 from sensorpipe.storage.migrate import migrate
 from sensorpipe.storage.s3 import ensure_bucket
 from tests.ingest_support import BridgeProcess, Lane, simulator
@@ -84,12 +85,17 @@ class Pipeline:
         deadline = time.monotonic() + TIMEOUT_S
         while True:
             counts = self._counts(since)
-            stored = counts["readings"] >= READINGS * (1 - 2 * MALFORMED_RATIO)
-            if stored and counts["aggregated_sensors"] == SENSORS and counts["rejects"]:
+            least = READINGS * (1 - 2 * MALFORMED_RATIO)
+            stored = counts["readings"] >= least and counts["aggregated_sensors"] == SENSORS and counts["rejects"]
+            if stored and self._in_lake() >= least:
                 return
             assert self.stream is not None and self.stream.poll() is None, f"the stream job exited:\n{self.log_tail()}"
             assert time.monotonic() < deadline, f"rows after {TIMEOUT_S} s: {counts}\n{self.log_tail()}"
             time.sleep(1)
+
+    def _in_lake(self) -> int:
+        """Readings the lake's `raw` holds: it commits once the readings go idle (or every minute)."""
+        return int(read_dataset(self.settings, RAW, columns=["sensor_id"]).num_rows)
 
     def _counts(self, since: float) -> dict[str, int]:
         with psycopg.connect(self.settings.postgres.dsn()) as conn:
