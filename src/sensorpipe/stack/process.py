@@ -104,6 +104,10 @@ def spawn(
         account = pwd.getpwnam(user)
         run_as = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
         env = {**(env or os.environ), "HOME": account.pw_dir, "USER": user}
+    for child in _CHILDREN.values():
+        # Reap the children that ended, keeping their codes: a zombie keeps its pid alive to `kill(pid, 0)`,
+        # and PostgreSQL started again would take its lock file for a running server's.
+        child.poll()
     with log_file.open("ab") as log:
         try:
             process = subprocess.Popen(
@@ -125,10 +129,11 @@ def spawn(
 
 
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
-"""The children `spawn` started that were not reaped yet, each with its Popen kept alive. A Popen collected
-while its child runs joins `subprocess`'s list of children to reap, and the next Popen anywhere in this
-process reaps the child and drops its exit code: `run`'s supervisor then found no child to wait for
-(`ChildProcessError: No child processes`, seen in its unit test)."""
+"""The children `spawn` started whose exit code nobody asked for yet, each with its Popen kept alive. A Popen
+collected while its child runs joins `subprocess`'s list of children to reap, and the next Popen anywhere in
+this process reaps the child and drops its exit code: `run`'s supervisor then found no child to wait for
+(`ChildProcessError: No child processes`, seen in its unit test). `spawn` reaps those that ended (their
+Popen keeps the code)."""
 
 
 def _reaped(pid: int) -> int | None:

@@ -170,29 +170,14 @@ def reading_rows(batch: Batch) -> list[Row]:
     return _checked_rows(batch)
 
 
-def _readings_table(rows: list[Row]) -> pa.Table:
-    """Checked reading rows as the Arrow columns `minute_aggregates` takes."""
+def _readings_table(rows: Sequence[Row]) -> pa.Table:
+    """Reading rows (READING_COLUMNS order, at least up to the measurements) as the Arrow columns
+    `minute_aggregates` takes."""
     columns = {"time": pa.array([row[0] for row in rows], pa.timestamp("us", tz="UTC"))}
     columns["sensor_id"] = pa.array([row[1] for row in rows], pa.string())
     for index, measurement in enumerate(MEASUREMENTS, start=2):
         columns[measurement.name] = pa.array([row[index] for row in rows], pa.float64())
     return pa.table(columns)
-
-
-def _only(readings: pa.Table, keys: Sequence[Row]) -> pa.Table:
-    """The first reading of each (sensor_id, time) among `keys` (rows of those two): a reading a batch holds
-    twice (forwarded twice by the bridge) is stored once, and must be counted in its minute once."""
-    wanted = {(sensor, _micros(moment)) for sensor, moment in keys}
-    micros = pc.cast(readings["time"], pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_pylist()
-    mask = []
-    for key in zip(readings["sensor_id"].to_pylist(), micros, strict=True):
-        mask.append(key in wanted)
-        wanted.discard(key)
-    return readings.filter(pa.array(mask, pa.bool_()))
-
-
-def _micros(moment: datetime) -> int:
-    return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 def _without_nul(value: Any) -> Any:
@@ -384,13 +369,14 @@ class DatabaseWriter:
         create = "create temp table if not exists {} on commit delete rows as select {} from sensor_data with no data"
         conn.execute(sql.SQL(create).format(stage, cols))
         copy_rows(conn, stage, READING_COLUMNS, READING_TYPES, rows)
+        # The rows inserted come back as they were stored: of a reading the batch holds twice, the copy kept.
+        returned = sql.SQL(", ").join(map(sql.Identifier, READING_COLUMNS[: 2 + len(MEASUREMENTS)]))
         stored = conn.execute(
             sql.SQL(
-                "insert into sensor_data ({}) select {} from {} on conflict (sensor_id, time) do nothing"
-                " returning sensor_id, time"
-            ).format(cols, cols, stage)
+                "insert into sensor_data ({}) select {} from {} on conflict (sensor_id, time) do nothing returning {}"
+            ).format(cols, cols, stage, returned)
         ).fetchall()
-        minutes = merge_minutes(conn, minute_aggregates(_only(pa.table(table), stored)))
+        minutes = merge_minutes(conn, minute_aggregates(_readings_table(stored)))
         self._commit(conn)
         return len(stored), len(rows) - len(stored), minutes
 
