@@ -75,8 +75,8 @@ class LakeCommits:
         self._table: DeltaTable | None = None
 
     def _raw(self) -> DeltaTable:
-        """`raw` at its latest version: loaded once, then brought forward by the versions since. A fresh load
-        lists the whole log, whose length (a version a minute) made each commit slower as the lake aged."""
+        """`raw` at its latest version: loaded once, then brought forward by the versions since, instead of
+        loaded twice per commit (delta-rs's write still lists the log: docs/performance.md, lake age)."""
         if self._table is None:
             self._table = ensure_table(self._settings, RAW)
         else:
