@@ -364,17 +364,11 @@ class DatabaseWriter:
             return len(rows), 0, minutes
         except errors.UniqueViolation:
             conn.rollback()
-        stage = sql.Identifier("sensorpipe_stage_sensor_data")
-        cols = sql.SQL(", ").join(map(sql.Identifier, READING_COLUMNS))
-        create = "create temp table if not exists {} on commit delete rows as select {} from sensor_data with no data"
-        conn.execute(sql.SQL(create).format(stage, cols))
-        copy_rows(conn, stage, READING_COLUMNS, READING_TYPES, rows)
+        insert = _copied_in(conn, "sensor_data", READING_COLUMNS, READING_TYPES, rows)
         # The rows inserted come back as they were stored: of a reading the batch holds twice, the copy kept.
         returned = sql.SQL(", ").join(map(sql.Identifier, READING_COLUMNS[: 2 + len(MEASUREMENTS)]))
         stored = conn.execute(
-            sql.SQL(
-                "insert into sensor_data ({}) select {} from {} on conflict (sensor_id, time) do nothing returning {}"
-            ).format(cols, cols, stage, returned)
+            sql.SQL("{} on conflict (sensor_id, time) do nothing returning {}").format(insert, returned)
         ).fetchall()
         minutes = merge_minutes(conn, minute_aggregates(_readings_table(stored)))
         self._commit(conn)
@@ -416,17 +410,23 @@ class DatabaseWriter:
         """COPY into a session temp table with `columns` of `table` (emptied at commit), then INSERT … SELECT."""
         if not rows:
             return 0, 0
-        stage = sql.Identifier(f"sensorpipe_stage_{table}")
-        cols = sql.SQL(", ").join(map(sql.Identifier, columns))
-        create = "create temp table if not exists {} on commit delete rows as select {} from {} with no data"
-        conn.execute(sql.SQL(create).format(stage, cols, sql.Identifier(table)))
-        copy_rows(conn, stage, columns, types, rows)
-        insert = sql.SQL("insert into {} ({}) select {} from {} {}").format(
-            sql.Identifier(table), cols, cols, stage, on_conflict
-        )
-        written = conn.execute(insert).rowcount
+        insert = _copied_in(conn, table, columns, types, rows)
+        written = conn.execute(sql.SQL("{} {}").format(insert, on_conflict)).rowcount
         self._commit(conn)
         return written, len(rows) - written
+
+
+def _copied_in(
+    conn: psycopg.Connection[Any], table: str, columns: Sequence[str], types: Sequence[str], rows: list[Row]
+) -> sql.Composed:
+    """COPY `rows` into a session temp table with `columns` of `table` (emptied at commit); the
+    `INSERT INTO table … SELECT … FROM` it, for the caller to end with its conflict clause."""
+    stage = sql.Identifier(f"sensorpipe_stage_{table}")
+    cols = sql.SQL(", ").join(map(sql.Identifier, columns))
+    create = "create temp table if not exists {} on commit delete rows as select {} from {} with no data"
+    conn.execute(sql.SQL(create).format(stage, cols, sql.Identifier(table)))
+    copy_rows(conn, stage, columns, types, rows)
+    return sql.SQL("insert into {} ({}) select {} from {}").format(sql.Identifier(table), cols, cols, stage)
 
 
 def copy_rows(

@@ -71,8 +71,8 @@ def move_lake_checkpoints(settings: Settings) -> list[str]:
     """Move the checkpoints an earlier run kept beside the lake to `checkpoint_base` when that is now elsewhere
     by default (a local master); the names of those moved. Each is copied under a hidden name, renamed, and
     only then deleted beside the lake, so a move cut short is done again whole at the next start."""
-    old, new = lake_checkpoint_base(settings), checkpoint_base(settings)
-    if _moves_from_lake(settings) is None:
+    old, new = _moves_from_lake(settings), checkpoint_base(settings)
+    if old is None:
         return []
     source, source_path = checkpoint_filesystem(settings, old)
     target, target_path = checkpoint_filesystem(settings, new)
