@@ -1,4 +1,4 @@
-"""The Spark stream job (Kafka → PostgreSQL + lake) measured: throughput, batch durations, latency, UDF cost.
+"""The Spark stream job (Kafka → PostgreSQL + lake) measured: throughput, batch durations, latency.
 
 1. Sustained throughput: N readings pre-loaded into a fresh topic as gateway batches (JSON arrays of
    `--batch` ~100-byte readings), then `sensorpipe stream` (all its queries, as in production) at a 1 s
@@ -10,11 +10,7 @@
    p50/p99 of the `readings` and `aggregates_lake` queries from their progress lines (trigger start to commit,
    after warm-up); CPU per 10,000 readings of each service and of the job's JVM and Python processes; the
    database and the lake must hold every reading.
-2. The same job with decoding done by a plain Python UDF (`@udf` over each Kafka record, pickled rows)
-   instead of the job's native Column expressions: the data contract's reference decoder, the oracle the
-   native decode is tested against. The job and its sinks are the real ones, only its `decode` is swapped
-   in a bench-only process (the product's decode.py is not touched).
-3. Latency at a steady rate: the job running continuously (1 s trigger), readings produced at `--rate`
+2. Latency at a steady rate: the job running continuously (1 s trigger), readings produced at `--rate`
    per second (default: half the sustained rate of 1., at most 25,000) for `--latency-warmup` seconds (JIT,
    every query's first batches; not measured), then for `--latency-duration` seconds.
    Latency of a Kafka record = when its offset was first seen stored in `sensor_data` (polled every
@@ -60,9 +56,6 @@ from sensorpipe.bench.home import private_config
 from sensorpipe.clients.kafka_client import client_config
 from sensorpipe.clients.topics import create_topics
 from sensorpipe.config import Settings, load_settings
-from sensorpipe.contract.measurements import MEASUREMENTS
-from sensorpipe.contract.reference import Record, Rules
-from sensorpipe.contract.reference import decode as decode_record
 from sensorpipe.stack import Stack
 from sensorpipe.stack.process import ProcessSnapshot
 from sensorpipe.storage.lake import RAW, read_dataset
@@ -77,94 +70,6 @@ BATCH_LINE = re.compile(r"sensorpipe\.stream: (\w+) #(\d+): ([\d,]+) rows in ([\
 _started: list[subprocess.Popen[str]] = []
 LOGS = Path(tempfile.gettempdir())  # the jobs' stderr; main() makes a directory of its own
 err = Console(stderr=True)
-Candidate = tuple[Any, ...]  # one row of the UDF's result
-
-
-# ---------------------------------------------------------------------------------------------------------
-# The Python UDF decode: the data contract's reference decoder (sensorpipe.contract.reference) run on each
-# Kafka record in one UDF, with the same output columns as sensorpipe.stream.decode.decode.
-
-
-def udf_candidates(
-    value: bytes | None,
-    headers: list[Any] | None,
-    kafka_us: int,
-    rules: Rules,
-) -> list[Candidate]:
-    """Every reading candidate of one Kafka record, as the UDF's array of structs."""
-    timestamp = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=kafka_us)
-    pairs = tuple((h["key"], None if h["value"] is None else bytes(h["value"])) for h in headers or ())
-    decoded = decode_record(Record(None if value is None else bytes(value), timestamp, pairs), rules)
-    names = [m.name for m in MEASUREMENTS]
-    rows: list[tuple[int, Candidate]] = []
-    for r in decoded.readings:
-        reading = (r.time, r.time_source, r.sensor_id, *(r.values[n] for n in names), r.raw_data)
-        rows.append((r.element, (decoded.encoding, r.element, *reading, None, None, None)))
-    for j in decoded.rejects:
-        nothing = (None, "received", None, *(None for _ in names), None)
-        rows.append((j.element, (decoded.encoding, j.element, *nothing, j.payload, j.reason.value, j.detail)))
-    return [candidate for _, candidate in sorted(rows, key=lambda row: row[0])]
-
-
-def udf_decode(kafka: Any, settings: Settings) -> Any:
-    """`decode` done by the reference decoder in one Python UDF per Kafka record (the job's other steps unchanged)."""
-    from pyspark.sql import functions as F
-    from pyspark.sql.types import (
-        ArrayType,
-        BinaryType,
-        DoubleType,
-        IntegerType,
-        StringType,
-        StructField,
-        StructType,
-        TimestampType,
-    )
-
-    fields = [
-        ("encoding", StringType()),
-        ("element", IntegerType()),
-        ("time", TimestampType()),
-        ("time_source", StringType()),
-        ("sensor_id", StringType()),
-        *((m.name, DoubleType()) for m in MEASUREMENTS),
-        ("raw_data", StringType()),
-        ("payload", BinaryType()),
-        ("reject_reason", StringType()),
-        ("reject_detail", StringType()),
-    ]
-    schema = ArrayType(StructType([StructField(name, kind) for name, kind in fields]))
-    rules = Rules.from_settings(settings)
-    parse = F.udf(
-        lambda value, headers, kafka_us: udf_candidates(value, headers, kafka_us, rules), schema, useArrow=False
-    )
-    # Spark hands a UDF timestamps as naive local times: the Kafka timestamp goes in as micros.
-    candidates = parse("value", "headers", F.unix_micros("timestamp"))
-    rows = kafka.select("topic", "partition", "offset", F.explode(candidates).alias("r"))
-    return rows.select(
-        "r.encoding",
-        "r.element",
-        "r.time",
-        "r.time_source",
-        "r.sensor_id",
-        *(f"r.{m.name}" for m in MEASUREMENTS),
-        "r.raw_data",
-        "topic",
-        "partition",
-        "offset",
-        "r.payload",
-        "r.reject_reason",
-        "r.reject_detail",
-    )
-
-
-def run_udf_job(cli_args: list[str]) -> None:
-    """`sensorpipe <cli_args>` in this process, with the job's decode swapped for the UDF one."""
-    from sensorpipe.cli import main as cli_main
-    from sensorpipe.stream import job
-
-    job.decode = udf_decode  # type: ignore[attr-defined]
-    sys.argv = ["sensorpipe", *cli_args]
-    cli_main()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -240,10 +145,10 @@ def preload(lane: Lane, readings: int, batch: int) -> None:
         raise SystemExit(f"pre-loading Kafka failed: {failures[:3]}")
 
 
-def start_job(config: Path, lane: Lane, per_trigger: int, *, udf: bool) -> tuple[Any, Path]:
+def start_job(config: Path, lane: Lane, per_trigger: int) -> tuple[Any, Path]:
     log = LOGS / f"{lane.tag}.log"
     cli = ["--config", str(config), *lane.flags(per_trigger), "stream", "--json"]
-    command = [sys.executable, __file__, "--udf-job", *cli] if udf else [sys.executable, "-m", "sensorpipe", *cli]
+    command = [sys.executable, "-m", "sensorpipe", *cli]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log.open("w"), text=True, start_new_session=True)
     _started.append(process)
     return process, log
@@ -325,17 +230,16 @@ def throughput(
     measured: int,
     batch: int,
     per_trigger: int,
-    udf: bool,
 ) -> dict[str, Any]:
-    lane = Lane(settings, "u" if udf else "n")
+    lane = Lane(settings, "n")
     warmup, measured = warmup // batch * batch, measured // batch * batch
     readings = warmup + measured
     err.print(f"pre-loading {readings:,} readings ({readings // batch:,} gateway batches) into {lane.topic} …")
     preload(lane, readings, batch)
     per_trigger_records = max(1, per_trigger // batch)
-    err.print(f"running the job ({'Python UDF' if udf else 'native'} decode) …")
+    err.print("running the job …")
     began = time.monotonic()
-    process, log = start_job(config, lane, per_trigger_records, udf=udf)
+    process, log = start_job(config, lane, per_trigger_records)
     groups = [*services, "job JVM", "job Python"]
     samples: list[tuple[float, float, dict[str, float]]] = []
     first_row = None
@@ -372,7 +276,6 @@ def throughput(
         "aggregates_lake": batch_durations(log, warmup).get("aggregates_lake", []),
     }
     result: dict[str, Any] = {
-        "decode": "python_udf" if udf else "native",
         "readings": readings,
         "warmup_readings": warmup,
         "per_trigger_readings": per_trigger_records * batch,
@@ -491,7 +394,7 @@ def latency(  # noqa: PLR0915
             producer.poll(0)
 
     err.print("starting the job continuously for the latency run …")
-    process, log = start_job(config, lane, max(1, per_trigger // batch), udf=False)
+    process, log = start_job(config, lane, max(1, per_trigger // batch))
     poller = threading.Thread(target=tracker.poll, daemon=True)
     poller.start()
     try:
@@ -558,9 +461,6 @@ def latency(  # noqa: PLR0915
 
 
 def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "--udf-job":
-        run_udf_job(sys.argv[2:])
-        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--readings", type=int, default=600_000, help="readings measured per throughput run")
     parser.add_argument(
@@ -571,7 +471,6 @@ def main() -> None:
     parser.add_argument("--rate", type=float, help="readings/s of the latency run (default: half the sustained)")
     parser.add_argument("--latency-duration", type=float, default=40.0, help="seconds of steady load measured")
     parser.add_argument("--latency-warmup", type=float, default=40.0, help="seconds of steady load before that")
-    parser.add_argument("--skip-udf", action="store_true", help="leave out the Python UDF run")
     parser.add_argument("--skip-latency", action="store_true", help="leave out the latency run")
     parser.add_argument("--latency-only", action="store_true", help="only the latency run (give --rate)")
     parser.add_argument("--json", action="store_true")
@@ -590,9 +489,9 @@ def main() -> None:
         services = {state.name: state.pid for state in stack.status() if state.pid}
         if args.latency_only and not args.rate:
             parser.error("--latency-only needs --rate")
-        for udf in () if args.latency_only else (False, True)[: 1 if args.skip_udf else 2]:
+        if not args.latency_only:
             report["runs"].append(
-                throughput(config, settings, services, args.warmup, args.readings, args.batch, args.per_trigger, udf)
+                throughput(config, settings, services, args.warmup, args.readings, args.batch, args.per_trigger)
             )
         sustained = (report["runs"][0]["readings_per_s"] if report["runs"] else None) or 10_000.0
         rate = args.rate or min(sustained / 2, 25_000.0)
@@ -632,12 +531,11 @@ def print_report(report: dict[str, Any]) -> None:
 
 def print_throughput(console: Console, report: dict[str, Any]) -> None:
     table = Table(title=f"stream job on a pre-loaded topic (gateway batches of {report['batch']})")
-    columns = ("decode", "readings", "per trigger", "readings/s measured", "first row after", "readings batch p50")
+    columns = ("readings", "per trigger", "readings/s measured", "first row after", "readings batch p50")
     for column in (*columns, "p99", "agg_1m batch p50", "p99", "in database", "in lake", "rejected"):
         table.add_column(column, justify="right")
     for run in report["runs"]:
         table.add_row(
-            run["decode"],
             f"{run['readings']:,}",
             f"{run['per_trigger_readings']:,}",
             _f(run["readings_per_s"]),
@@ -653,20 +551,16 @@ def print_throughput(console: Console, report: dict[str, Any]) -> None:
     console.print(table)
     table = Table(title="CPU seconds per 10,000 readings stored after warm-up, per process group, on 2 cores")
     groups = list(report["runs"][0]["cpu_s_per_10k_readings"])
-    for column in ("decode", *groups, "total", "cores busy"):
+    for column in (*groups, "total", "cores busy"):
         table.add_column(column, justify="right")
     for run in report["runs"]:
         cpu = run["cpu_s_per_10k_readings"]
         table.add_row(
-            run["decode"],
             *(_f(cpu.get(name), ".2f") for name in groups),
             _f(sum(cpu.values()), ".2f"),
             _f(run["cpu_cores_busy"], ".2f"),
         )
     console.print(table)
-    if len(report["runs"]) == 2 and report["runs"][0]["readings_per_s"] and report["runs"][1]["readings_per_s"]:
-        ratio = report["runs"][0]["readings_per_s"] / report["runs"][1]["readings_per_s"]
-        console.print(f"native decode: {ratio:.1f}x the readings/s of the Python UDF decode (same job, same sinks)")
 
 
 def print_latency(console: Console, report: dict[str, Any]) -> None:

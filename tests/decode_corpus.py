@@ -1,8 +1,8 @@
 """Kafka records for every rule of the data contract, with what each must become.
 
 tests/unit/contract/test_reference.py checks the reference decoder against the expectations;
-tests/integration/stream/test_decode.py runs the same records through Spark's `decode` and checks that
-it agrees with the reference decoder on every one of them (tests/decode_support.py compares).
+tests/unit/stream/test_decode.py runs the same records through the stream job's Arrow decode and checks
+that it gives every one of them the reference decoder's outcome (tests/decode_support.py compares).
 """
 
 from __future__ import annotations

@@ -1,53 +1,61 @@
-"""Spark's `decode` against the reference decoder, record by record: Kafka rows in, differences out."""
+"""The stream job's Arrow decode against the reference decoder, record by record: Kafka rows in, differences out."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import pyarrow as pa
 
 from sensorpipe.contract.measurements import MEASUREMENTS
 from sensorpipe.contract.reference import Decoded, Record, Rules, decode
 
-if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, Row, SparkSession
-
-KAFKA_SCHEMA = (
-    "key binary, value binary, topic string, partition int, offset bigint, timestamp timestamp,"
-    " timestampType int, headers array<struct<key:string,value:binary>>"
+KAFKA_ARROW = pa.schema(
+    [
+        ("key", pa.binary()),
+        ("value", pa.binary()),
+        ("topic", pa.string()),
+        ("partition", pa.int32()),
+        ("offset", pa.int64()),
+        ("timestamp", pa.timestamp("us", tz="UTC")),
+        ("timestampType", pa.int32()),
+        ("headers", pa.list_(pa.struct([("key", pa.string()), ("value", pa.binary())]))),
+    ]
 )
+"""The Kafka source's rows (read with `includeHeaders`) as Spark hands them to `mapInArrow`."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 Outcome = tuple[Any, ...]
 """A row of a record's outcome: (element, encoding, reason), then a reading's values or a reject's payload."""
+Row = dict[str, Any]
 
 
-def kafka_frame(spark: SparkSession, records: Sequence[Record]) -> DataFrame:
-    """The records as rows typed like Kafka's source (read with `includeHeaders`)."""
+def kafka_batch(records: Sequence[Record]) -> pa.RecordBatch:
+    """The records as the Kafka source's Arrow rows."""
     rows = [
-        (
-            bytearray(b"k"),
-            None if r.value is None else bytearray(r.value),
-            r.topic,
-            r.partition,
-            r.offset,
-            r.timestamp,
-            0,
-            [(key, None if value is None else bytearray(value)) for key, value in r.headers],
-        )
+        {
+            "key": b"k",
+            "value": r.value,
+            "topic": r.topic,
+            "partition": r.partition,
+            "offset": r.offset,
+            "timestamp": r.timestamp,
+            "timestampType": 0,
+            "headers": [{"key": key, "value": value} for key, value in r.headers],
+        }
         for r in records
     ]
-    return spark.createDataFrame(rows, KAFKA_SCHEMA)
+    return pa.RecordBatch.from_pylist(rows, schema=KAFKA_ARROW)
 
 
-def collect_by_offset(decoded: DataFrame) -> dict[int, list[Row]]:
-    """Spark's output rows per Kafka offset, in element order, with `time_us` for the time."""
-    from pyspark.sql import functions as F
-
+def rows_by_offset(decoded: pa.Table) -> dict[int, list[Row]]:
+    """The decoded rows per Kafka offset, in element order, with `time_us` for the time."""
     found: dict[int, list[Row]] = {}
-    for row in decoded.select("*", F.unix_micros("time").alias("time_us")).collect():
-        found.setdefault(row["offset"], []).append(row)
+    for row in decoded.to_pylist():
+        row["time_us"] = None if row["time"] is None else _micros(row["time"])
+        found.setdefault(row["kafka_offset"], []).append(row)
     return {offset: sorted(rows, key=lambda row: row["element"]) for offset, rows in found.items()}
 
 
@@ -83,11 +91,11 @@ def reference_outcome(decoded: Decoded) -> list[Outcome]:
     return sorted(rows, key=lambda row: row[0])
 
 
-def spark_outcome(rows: Iterable[Row]) -> list[Outcome]:
+def decoded_outcome(rows: Iterable[Row]) -> list[Outcome]:
     out: list[Outcome] = []
     for row in rows:
-        head = (row["element"], row["encoding"], row["reject_reason"])
-        if row["reject_reason"] is None:
+        head = (row["element"], row["encoding"], row["reason"])
+        if row["reason"] is None:
             values = (row[m.name] for m in MEASUREMENTS)
             out.append((*head, row["sensor_id"], row["time_us"], row["time_source"], *values, _json(row["raw_data"])))
         else:
@@ -95,15 +103,15 @@ def spark_outcome(rows: Iterable[Row]) -> list[Outcome]:
     return out
 
 
-def disagreements(records: Sequence[Record], spark_rows: Mapping[int, list[Row]], rules: Rules) -> list[str]:
-    """Each record on which Spark's outcome is not the reference decoder's, described in one line."""
+def disagreements(records: Sequence[Record], decoded: Mapping[int, list[Row]], rules: Rules) -> list[str]:
+    """Each record whose decoded rows are not the reference decoder's outcome, described in one line."""
     found = []
     for record in records:
         expected = reference_outcome(decode(record, rules))
-        actual = spark_outcome(spark_rows.get(record.offset, []))
+        actual = decoded_outcome(decoded.get(record.offset, []))
         if actual != expected:
             found.append(
                 f"offset {record.offset} {record.value!r:.200} headers {record.headers!r:.120}:"
-                f"\n    reference {expected!r:.600}\n    spark     {actual!r:.600}"
+                f"\n    reference {expected!r:.600}\n    decoded   {actual!r:.600}"
             )
     return found

@@ -2,8 +2,7 @@
 
 Every rule lives here once, and both sides of the pipeline import it: the bridge (headers, the sensor id
 of its Kafka key), the simulator (measurements), the storage writer (columns) and the stream job, whose
-Spark decode (stream/decode.py) implements the same rules as Column expressions and is tested against
-the plain-Python reference decoder (`reference`) record by record.
+executors decode each Kafka record with `reference` (stream/decode.py).
 
 - `measurements`: names, units and ranges of the values a reading carries;
 - `identity`: which sensor a reading belongs to (payload, topic, default);

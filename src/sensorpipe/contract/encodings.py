@@ -2,8 +2,9 @@
 
 Accepted, detected per record (docs/design.md, "Data contract"): raw JSON; base64 of JSON; a JSON
 string holding base64 of JSON (what Kafka Connect's JsonConverter writes for bytes); a Kafka Connect
-envelope `{"schema": …, "payload": …}` around any of these. `unwrap` peels one record in plain Python
-exactly as the stream job's Column expressions do (stream/decode.py), edges included:
+envelope `{"schema": …, "payload": …}` around any of these. `unwrap` peels one record in plain Python;
+its edges are those of the Spark Column expressions the stream job decoded with until 2026-12-08, kept
+so that a record is judged as it always was:
 
 - JSON is `json_text.parse`;
 - "blank" and "starts like JSON" use Java's regex `\\s` (space, \\t, \\n, \\x0b, \\f, \\r), and Java's `$`

@@ -1,10 +1,10 @@
 """The reference decoder: the whole data contract applied to one Kafka record, in plain Python.
 
-The stream job decodes with Spark Column expressions (stream/decode.py): fast, and hard to read. This is
-the same contract written one rule after the other, from the contract's modules, and the oracle the Spark
-decode is tested against record by record (tests/integration/stream/test_decode*.py): the same encoding,
-the same readings (sensor, time, measurements, raw_data) and the same rejects (reason, element, payload).
-`sensorpipe doctor` and the Python-UDF decode of benchmarks/stream.py use it as it is.
+The contract written one rule after the other, from the contract's modules. The stream job's executors
+decode every Kafka record with it (stream/decode.py, in one `mapInArrow` pass per partition), and
+`sensorpipe doctor` uses it as it is. Until 2026-12-08 the job decoded with Spark Column expressions and
+this was the oracle they were tested against; the edge cases of those expressions (Java's regex white
+space, Spark's base64, its JSON rendering) are kept, so a record is judged as it always was.
 
 Per record: unwrap the value (contract/encodings.py: a record-level reject ends it there); a JSON object is
 one reading, a JSON array a gateway's batch whose elements are checked each on its own (one bad element
@@ -14,8 +14,8 @@ not finite or out of its range; a bad timestamp. A valid reading gets its sensor
 its time (contract/timestamps.py) and its JSON as `raw_data`.
 
 `raw_data` is the reading's JSON: for a single reading the payload's own text (without the white space
-around it); for a batch element, or an envelope's object, Spark renders the value again (json_text.render).
-A reject's `payload` is the record's value, or for an element of a batch that element's JSON.
+around it); for a batch element, or an envelope's object, the value rendered again (json_text.render, as
+Spark's JSON writer did). A reject's `payload` is the record's value, or for an element of a batch that element's JSON.
 """
 
 from __future__ import annotations

@@ -3,14 +3,14 @@
 Two streaming queries share one SparkSession, each with its own stable checkpoint (stream/checkpoints.py):
 
 - `readings`: reads Kafka and decodes each record once, in one Spark job per micro-batch: each task's
-  partition writer (stream/sinks.py) stores valid readings and rejects in the database (binary COPY,
-  idempotent) and, in the same transaction, merges the stored readings into their one-minute aggregates
-  in `sensor_data_1m` (storage/minutes.py: they never trail the readings, late or not); it publishes the
-  rejects to the dead-letter topic and stages the stored readings for the lake. A driver thread
-  (stream/lake_commit.py) commits what is staged to the lake's Delta table `raw` every
-  `lake.commit_interval_s`, enriched with `sensor_metadata`, each reading once (Kafka offsets recorded in
-  the same commit). A reading the bridge forwarded twice (a crash before its MQTT acknowledgement) reaches
-  the lake once: the copy the database stored.
+  partition writer (stream/sinks.py) decodes its Kafka rows (stream/decode.py), stores valid readings
+  and rejects in the database (binary COPY, idempotent) and, in the same transaction, merges the stored
+  readings into their one-minute aggregates in `sensor_data_1m` (storage/minutes.py: they never trail the
+  readings, late or not); it publishes the rejects to the dead-letter topic and stages the stored
+  readings for the lake. A driver thread (stream/lake_commit.py) commits what is staged to the lake's
+  Delta table `raw` every `lake.commit_interval_s`, enriched with `sensor_metadata`, each reading once
+  (Kafka offsets recorded in the same commit). A reading the bridge forwarded twice (a crash before its
+  MQTT acknowledgement) reaches the lake once: the copy the database stored.
 - `aggregates_lake`: one-minute windows per sensor with a watermark, read from `raw` as a Delta stream
   (committed versions only, each once), in append mode to the lake's `agg_1m`: each window once, final,
   after the watermark passed it; every `stream.lake_aggregates_trigger`, one Delta commit per batch that
@@ -38,17 +38,9 @@ from sensorpipe.clients.kafka_client import spark_kafka_options
 from sensorpipe.config import Settings
 from sensorpipe.storage.lake import AGG_1M, RAW, append, dataset_uri, ensure_table, with_partition_columns
 from sensorpipe.stream.checkpoints import checkpoint_query_id, checkpoint_uri
-from sensorpipe.stream.decode import as_writer_columns, decode
+from sensorpipe.stream.decode import ENCODING, KAFKA_COLUMNS
 from sensorpipe.stream.monitoring import StreamMetrics
-from sensorpipe.stream.sinks import (
-    DATABASE_COLUMNS,
-    ENCODING,
-    LATENCY,
-    REJECTED,
-    TALLY_SCHEMA,
-    Tally,
-    readings_writer,
-)
+from sensorpipe.stream.sinks import LATENCY, REJECTED, TALLY_SCHEMA, Tally, readings_writer
 
 logger = logging.getLogger(__name__)
 
@@ -126,9 +118,7 @@ def _readings_batch(settings: Settings, metrics: StreamMetrics) -> Callable[[Dat
     """
 
     def run(batch: DataFrame, batch_id: int) -> None:
-        written = as_writer_columns(batch, DATABASE_COLUMNS).mapInArrow(
-            readings_writer(settings, batch_id), TALLY_SCHEMA
-        )
+        written = batch.select(*KAFKA_COLUMNS).mapInArrow(readings_writer(settings, batch_id), TALLY_SCHEMA)
         _record(Tally().add(written.collect()), metrics)
 
     return run
@@ -183,9 +173,9 @@ def start_readings(
     spark: SparkSession, settings: Settings, metrics: StreamMetrics, *, available_now: bool = False
 ) -> StreamingQuery:
     """Start the `readings` query; `available_now` processes what Kafka holds now and then stops."""
-    decoded = decode(kafka_source(spark, settings), settings)
+    source = kafka_source(spark, settings)
     query = (
-        _writer(decoded, "readings", settings, available_now).foreachBatch(_readings_batch(settings, metrics)).start()
+        _writer(source, "readings", settings, available_now).foreachBatch(_readings_batch(settings, metrics)).start()
     )
     logger.info("started query readings (checkpoint %s)", checkpoint_uri(settings, "readings"))
     return query

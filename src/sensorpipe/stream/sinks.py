@@ -1,9 +1,10 @@
-"""What the stream job's executors run: each partition of a micro-batch written to PostgreSQL by its own writer.
+"""What the stream job's executors run: each partition of a micro-batch decoded and written to PostgreSQL.
 
 Nothing here runs on the driver and no row is collected to it (docs/design.md: "the database sink writes
-from executors with COPY"). The writer is a `mapInArrow` function: Spark hands each partition to a
-Python worker as Arrow record batches (columnar, timestamps as UTC instants, no per-row pickling) and
-the storage writer COPYs them and merges their one-minute aggregates. The readings writer stages the stored
+from executors with COPY"). The writer is a `mapInArrow` function: Spark hands each partition's Kafka
+rows to a Python worker as Arrow record batches (columnar, timestamps as UTC instants, no per-row
+pickling); the worker decodes them (stream/decode.py) and the storage writer COPYs the readings and
+rejects and merges the readings' one-minute aggregates. The readings writer stages the stored
 readings for the lake's next commit (storage/staging.py) from the same task and returns its tally as rows,
 a few per partition. It is built from the settings on the driver and holds no connection until a
 partition arrives.
@@ -23,24 +24,22 @@ from pyspark import TaskContext
 
 from sensorpipe.config import Settings
 from sensorpipe.contract.columns import READING_COLUMNS, REJECT_COLUMNS
+from sensorpipe.contract.reference import Rules
 from sensorpipe.storage.staging import stage
 from sensorpipe.storage.writer import DatabaseWriter
 from sensorpipe.stream.dead_letters import DeadLetters
+from sensorpipe.stream.decode import ENCODING, decode_batch
 from sensorpipe.stream.monitoring import READING_LATENCY_BUCKETS_S
 
 TALLY_SCHEMA = "kind string, label string, rows long"
 """What a partition writer returns: (kind, label, rows) per thing it counted."""
 
-ENCODING = "encoding"
 REJECTED = "rejected"
 STORED = "stored"
 SKIPPED = "skipped"
 LATENCY = "latency"
 """Kinds of tally rows: records per encoding, rejects per reason, rows stored and skipped per table, and
 readings per latency bucket (label: the bucket's index in READING_LATENCY_BUCKETS_S; the last is +Inf)."""
-
-DATABASE_COLUMNS = (*dict.fromkeys((*READING_COLUMNS, *REJECT_COLUMNS, ENCODING)),)
-"""The decoded batch's columns a `readings_writer` needs, named as the writer names them."""
 
 ArrowWriter = Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]
 
@@ -87,25 +86,41 @@ def _value_counts(column: pa.Array | pa.ChunkedArray) -> Iterator[tuple[str, int
         yield str(entry["values"]), int(entry["counts"])
 
 
+_WRITERS: dict[str, DatabaseWriter] = {}
+"""One database writer per PostgreSQL per Python worker, kept across tasks and micro-batches: Spark
+reuses its Python workers, and a connection opened per task and batch was 5 % of their time (py-spy)."""
+
+
+def _database_writer(settings: Settings) -> DatabaseWriter:
+    key = settings.postgres.dsn()
+    if key not in _WRITERS:
+        _WRITERS[key] = DatabaseWriter(settings.postgres, application_name="sensorpipe-stream")
+    return _WRITERS[key]
+
+
 def readings_writer(settings: Settings, batch_id: int) -> ArrowWriter:
     """Valid readings into `sensor_data` and their minutes into `sensor_data_1m` (one transaction), rejects
     into `sensor_rejects` (all idempotent) and onto the dead-letter topic; stages, for the lake, the valid
     readings (READING_COLUMNS) the database holds from these very records: each reading once, even when
     the bridge forwarded it twice.
 
-    Input: the decoded rows as DATABASE_COLUMNS (a reading is valid when `reason` is null). Output: the
+    Input: the Kafka source's rows (stream/decode.py KAFKA_COLUMNS), decoded here. Output: the
     partition's tally (records per encoding, their element 0; rejects per reason; rows stored and skipped
-    per table, minutes merged; latencies). The staged file is named by `batch_id` and the task's partition, so a retried
-    or replayed task replaces its own.
+    per table, minutes merged; latencies). The staged file is named by `batch_id` and the task's partition,
+    so a retried or replayed task replaces its own. The worker's connection stays open for its next task
+    (a failed task closes it: the next one starts on a fresh connection).
     """
+
+    rules = Rules.from_settings(settings)
 
     def write(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         counts: Counter[tuple[str, str]] = Counter()
         dead_letters = DeadLetters(settings.kafka)
         for_lake: list[pa.Table] = []
-        with DatabaseWriter(settings.postgres, application_name="sensorpipe-stream") as writer:
+        writer = _database_writer(settings)
+        try:
             for batch in batches:
-                table = pa.Table.from_batches([batch])
+                table = decode_batch(batch, rules)
                 firsts = table.filter(pc.equal(table["element"], 0))
                 counts.update({(ENCODING, label): n for label, n in _value_counts(firsts[ENCODING])})
                 valid = table.filter(pc.is_null(table["reason"])).select(list(READING_COLUMNS))
@@ -128,6 +143,9 @@ def readings_writer(settings: Settings, batch_id: int) -> ArrowWriter:
                     if result.skipped:  # a replay, or readings forwarded twice: the lake takes each once
                         valid = valid.take(pa.array(writer.first_copies(valid), pa.int64()))
                     for_lake.append(valid)
+        except BaseException:
+            writer.close()
+            raise
         dead_letters.close()
         staged = pa.concat_tables(for_lake) if for_lake else None
         if staged is not None and staged.num_rows:

@@ -1,16 +1,16 @@
-"""Decoding and validation fuzzed: 4,000 generated Kafka records through Spark's `decode`, collected once.
+"""Decoding and validation fuzzed: 4,000 generated Kafka records through the stream job's decode.
 
 Hypothesis generates the corpus (random bytes, readings with every JSON type in every field, truncated
 JSON, huge numbers, NaN and Infinity literals, deep nesting, invalid UTF-8, base64 with bad padding,
 envelopes inside envelopes, gateway arrays, values over `stream.max_payload_bytes`, timestamps in every
 ISO-8601 spelling), each with the bridge's headers or odd ones or none (the MQTT topic, the receive time)
 and a Kafka timestamp, biased towards the edge cases it knows (empty strings, 0, -0.0, huge integers).
-The whole corpus is decoded in one DataFrame, as one micro-batch would be, so a value that made Spark
-raise would fail the test.
+The whole corpus is decoded in one Arrow batch, as one partition of a micro-batch would be, so a value
+that made the decode raise would fail the test.
 
-Spark must decode every record exactly as the data contract's reference decoder does
-(contract/reference.py): the same encoding, and per element the same reading (sensor, time, each
-measurement, raw_data) or the same reject (reason, payload). Valid readings must also meet the contract
+Every record must come out exactly as the data contract's reference decoder (contract/reference.py) says:
+the same encoding, and per element the same reading (sensor, time, each measurement, raw_data) or the
+same reject (reason, payload). Valid readings must also meet the contract
 on their own; an oversized record is rejected before parsing; and the same corpus, produced to Kafka and
 run through the real `sensorpipe stream`, must store exactly those readings and those rejects.
 """
@@ -44,13 +44,13 @@ from sensorpipe.contract.reasons import REASONS
 from sensorpipe.contract.reference import Record, Rules
 from sensorpipe.storage.migrate import migrate
 from sensorpipe.storage.s3 import ensure_bucket
-from sensorpipe.stream.decode import decode
+from sensorpipe.stream.decode import decode_batch
 from sensorpipe.stream.runner import run_job
-from tests.decode_support import collect_by_offset, disagreements, kafka_frame
+from tests.decode_support import Row, disagreements, kafka_batch, rows_by_offset
 from tests.support import free_port
 
 if TYPE_CHECKING:
-    from pyspark.sql import Row, SparkSession
+    from pyspark.sql import SparkSession
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
 
@@ -253,7 +253,6 @@ def corpus(size: int) -> list[Record]:
 def settings_() -> Settings:
     return load_settings(
         {
-            "spark": {"master": "local[2]", "shuffle_partitions": 1},
             "mqtt": {"topic": SUBSCRIPTION},
             "readings": {"default_sensor_id": "default"},
             "stream": {"max_payload_bytes": MAX_BYTES},
@@ -261,13 +260,13 @@ def settings_() -> Settings:
     )
 
 
-Fuzzed = tuple[list[Record], dict[int, list["Row"]]]
+Fuzzed = tuple[list[Record], dict[int, list[Row]]]
 
 
 @pytest.fixture(scope="module")
-def fuzzed(spark: SparkSession, settings_: Settings) -> Fuzzed:
+def fuzzed(settings_: Settings) -> Fuzzed:
     found = corpus(CORPUS_SIZE)
-    return found, collect_by_offset(decode(kafka_frame(spark, found), settings_))
+    return found, rows_by_offset(decode_batch(kafka_batch(found), Rules.from_settings(settings_)))
 
 
 def failures(message: str, bad: list[tuple[bytes | None, Any]]) -> str:
@@ -281,15 +280,15 @@ def test_the_corpus_is_large_and_varied(fuzzed: Fuzzed) -> None:
     assert len({(r.value, r.headers) for r in records}) > CORPUS_SIZE // 2
     assert len({r.value for r in records}) > CORPUS_SIZE // 3
     rows = [row for rows in by_offset.values() for row in rows]
-    reasons = {row["reject_reason"] for row in rows}
-    valid = [row for row in rows if row["reject_reason"] is None]
+    reasons = {row["reason"] for row in rows}
+    valid = [row for row in rows if row["reason"] is None]
     assert len(valid) > 100, "the corpus must hold valid readings too"
     assert len(reasons - {None}) >= 8, reasons
     assert {row["time_source"] for row in valid} == {"payload", "received"}
     assert len({row["sensor_id"] for row in valid}) > 50
 
 
-def test_spark_decodes_every_record_as_the_reference_decoder(fuzzed: Fuzzed, settings_: Settings) -> None:
+def test_every_record_decodes_as_the_reference_decoder_says(fuzzed: Fuzzed, settings_: Settings) -> None:
     records, by_offset = fuzzed
     found = disagreements(records, by_offset, Rules.from_settings(settings_))
     assert not found, f"{len(found)} of {len(records)} records:\n" + "\n".join(found[:20])
@@ -299,7 +298,7 @@ def test_every_record_ends_as_readings_or_rejects_with_a_documented_reason(fuzze
     records, by_offset = fuzzed
     missing = [(r.value, "no row") for r in records if r.offset not in by_offset]
     assert not missing, failures("left no row at all", missing)
-    unknown = [(records[i].value, r["reject_reason"]) for i, rows in by_offset.items() for r in rows]
+    unknown = [(records[i].value, r["reason"]) for i, rows in by_offset.items() for r in rows]
     unknown = [(v, reason) for v, reason in unknown if reason is not None and reason not in REASONS]
     assert not unknown, failures("were rejected for an undocumented reason", unknown)
 
@@ -309,7 +308,7 @@ def test_valid_readings_meet_the_data_contract(fuzzed: Fuzzed) -> None:
     bad = []
     for offset, rows in by_offset.items():
         for row in rows:
-            if row["reject_reason"] is not None:
+            if row["reason"] is not None:
                 continue
             present = [(m, row[m.name]) for m in MEASUREMENTS if row[m.name] is not None]
             problems = [
@@ -320,7 +319,7 @@ def test_valid_readings_meet_the_data_contract(fuzzed: Fuzzed) -> None:
                 parse(row["raw_data"]) is ABSENT or has_nul(parse(row["raw_data"])),  # what jsonb would refuse
             ]
             if any(problems):
-                bad.append((records[offset].value, row.asDict()))
+                bad.append((records[offset].value, row))
     assert not bad, failures("were accepted against the data contract", bad)
 
 
@@ -329,9 +328,9 @@ def test_oversized_records_are_rejected_before_parsing(fuzzed: Fuzzed) -> None:
     oversized = [r.offset for r in records if len(r.value or b"") > MAX_BYTES]
     assert len(oversized) > 50
     bad = [
-        (records[i].value, [(r["reject_reason"], r["encoding"]) for r in by_offset[i]])
+        (records[i].value, [(r["reason"], r["encoding"]) for r in by_offset[i]])
         for i in oversized
-        if [(r["reject_reason"], r["encoding"]) for r in by_offset[i]] != [("payload_too_large", "unknown")]
+        if [(r["reason"], r["encoding"]) for r in by_offset[i]] != [("payload_too_large", "unknown")]
     ]
     assert not bad, failures("over the size limit were not rejected as payload_too_large", bad)
 
@@ -370,8 +369,8 @@ def test_the_real_stream_job_stores_and_rejects_the_corpus_as_decode_does(
     run_job(settings, spark, available_now=True)
 
     rows = [row for rows in by_offset.values() for row in rows]
-    expected_keys = {(r["sensor_id"], r["time_us"]) for r in rows if r["reject_reason"] is None}
-    expected_rejects = Counter(r["reject_reason"] for r in rows if r["reject_reason"] is not None)
+    expected_keys = {(r["sensor_id"], r["time_us"]) for r in rows if r["reason"] is None}
+    expected_rejects = Counter(r["reason"] for r in rows if r["reason"] is not None)
     with psycopg.connect(settings.postgres.dsn(), autocommit=True) as conn:
         stored = conn.execute("select count(*) from sensor_data").fetchone()
         grouped = conn.execute("select reason, count(*) from sensor_rejects group by 1").fetchall()

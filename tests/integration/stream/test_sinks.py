@@ -6,35 +6,26 @@ import base64
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import psycopg
 import pyarrow as pa
-import pyarrow.compute as pc
 import pytest
 
 from sensorpipe.clients.topics import create_topics
 from sensorpipe.config import Settings
 from sensorpipe.contract.columns import READING_COLUMNS
+from sensorpipe.contract.reference import Record, Rules
 from sensorpipe.storage.migrate import migrate
 from sensorpipe.storage.staging import read_staged, staged_files
 from sensorpipe.stream.dead_letters import DeadLetterError
-from sensorpipe.stream.sinks import DATABASE_COLUMNS, ENCODING, REJECTED, SKIPPED, STORED, Tally, readings_writer
+from sensorpipe.stream.decode import DECODED_SCHEMA, ENCODING, decode_batch
+from sensorpipe.stream.sinks import REJECTED, SKIPPED, STORED, Tally, readings_writer
+from tests.decode_support import kafka_batch
 from tests.ingest_support import read_topic
 
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 11, 27, 14, 0, tzinfo=UTC)
-ARROW_TYPES = {
-    "time": pa.timestamp("us", tz="UTC"),
-    "payload": pa.binary(),
-    "kafka_offset": pa.int64(),
-    "temperature": pa.float64(),
-    "humidity": pa.float64(),
-    "kafka_partition": pa.int32(),
-    "element": pa.int32(),
-}
-SCHEMA = pa.schema([(name, ARROW_TYPES.get(name, pa.string())) for name in DATABASE_COLUMNS])  # as Spark sends them
 
 
 @pytest.fixture(scope="module")
@@ -47,41 +38,29 @@ def settings(stack_settings: Settings) -> Settings:
     return stack_settings.model_copy(update={"kafka": kafka})
 
 
-def decoded_rows(good: str, bad: str) -> pa.RecordBatch:
-    """Three valid readings of `good` and one reading of `bad` rejected as out of range, as decode gives them."""
-    rows: list[dict[str, Any]] = [
-        {
-            "time": T0 + timedelta(seconds=i),
-            "sensor_id": good,
-            "temperature": 21.5,
-            "humidity": 40.0,
-            "raw_data": json.dumps({"sensor_id": good, "temperature": 21.5}),
-            "time_source": "payload",
-            "kafka_partition": 0,
-            "kafka_offset": i,
-            "reason": None,
-            "detail": None,
-            "payload": None,
-            "kafka_topic": f"topic-{bad}",
-            "element": 0,
-            "encoding": "raw_json",
-        }
-        for i in range(3)
+def kafka_rows(good: str, bad: str, first_offset: int = 0) -> pa.RecordBatch:
+    """Three valid readings of `good` and one reading of `bad` out of range (offset 9), as Kafka rows."""
+    values = [
+        {"sensor_id": good, "timestamp": (T0 + timedelta(seconds=i)).timestamp(), "temperature": 21.5} for i in range(3)
     ]
-    rows.append({**rows[0], "sensor_id": bad, "reason": "out_of_range", "detail": "temperature 999", "payload": b"{}"})
-    rows[-1].update(kafka_offset=9, time=None, raw_data=None)
-    return pa.RecordBatch.from_pylist(rows, schema=SCHEMA)
+    offsets = [first_offset + i for i in range(3)]
+    values.append({"sensor_id": bad, "temperature": 999})
+    offsets.append(9)
+    return kafka_batch(
+        [
+            Record(json.dumps(v).encode(), T0, topic=f"topic-{bad}", offset=o)
+            for v, o in zip(values, offsets, strict=True)
+        ]
+    )
 
 
 def test_the_partition_writer_stores_publishes_rejects_and_stages_the_stored_readings(settings: Settings) -> None:
     good, bad = f"test-{uuid.uuid4()}", f"test-{uuid.uuid4()}"
-    batch = decoded_rows(good, bad)
+    batch = kafka_rows(good, bad)
     batch_id = uuid.uuid4().int % 10**9
     write = readings_writer(settings, batch_id)
-
-    valid = pa.Table.from_batches([batch]).slice(0, 3)
-    offsets = valid.schema.get_field_index("kafka_offset")
-    forwarded_again = valid.set_column(offsets, "kafka_offset", pc.add(valid["kafka_offset"], 100)).to_batches()[0]
+    forwarded_again = kafka_rows(good, bad, first_offset=100).slice(0, 3)
+    valid = decode_batch(batch, Rules.from_settings(settings)).slice(0, 3)
 
     # A batch given twice (a replay), then its readings at other offsets (the bridge forwarded them twice).
     tallied = pa.Table.from_batches(list(write([batch, batch, forwarded_again]))).to_pylist()
@@ -89,8 +68,8 @@ def test_the_partition_writer_stores_publishes_rejects_and_stages_the_stored_rea
 
     staged = [path for path in staged_files(settings) if f"batch-{batch_id:012d}-" in path]
     assert len(staged) == 1, "one file per task and batch"
-    rows = read_staged(settings, staged, pa.schema([SCHEMA.field(name) for name in READING_COLUMNS]))
-    assert rows.to_pylist() == [{name: row[name] for name in READING_COLUMNS} for row in 2 * batch.to_pylist()[:3]], (
+    rows = read_staged(settings, staged, pa.schema([DECODED_SCHEMA.field(name) for name in READING_COLUMNS]))
+    assert rows.to_pylist() == [{name: row[name] for name in READING_COLUMNS} for row in 2 * valid.to_pylist()], (
         "the valid readings, each time their own records were given; nothing of the reject or of the copies"
     )
     with psycopg.connect(settings.postgres.dsn(), autocommit=True) as owner:
@@ -108,8 +87,8 @@ def test_the_partition_writer_stores_publishes_rejects_and_stages_the_stored_rea
     dead_letters = read_topic(settings, settings.kafka.dlq_topic, 2)
     assert [r.key for r in dead_letters] == [f"topic-{bad}:0:9:0".encode()] * 2, "a replay republishes, same key"
     letter = json.loads(dead_letters[0].value)
-    assert letter["reason"] == "out_of_range" and letter["detail"] == "temperature 999"
-    assert base64.b64decode(letter["payload_base64"]) == b"{}"
+    assert letter["reason"] == "out_of_range" and letter["detail"].startswith("temperature 999 outside")
+    assert json.loads(base64.b64decode(letter["payload_base64"])) == {"sensor_id": bad, "temperature": 999}
 
 
 def test_a_dead_letter_topic_kafka_refuses_fails_the_partition_with_the_cause(settings: Settings) -> None:
@@ -118,7 +97,7 @@ def test_a_dead_letter_topic_kafka_refuses_fails_the_partition_with_the_cause(se
     write = readings_writer(settings.model_copy(update={"kafka": kafka}), 0)
 
     with pytest.raises(DeadLetterError) as caught:
-        list(write([decoded_rows(f"test-{uuid.uuid4()}", f"test-{uuid.uuid4()}")]))
+        list(write([kafka_rows(f"test-{uuid.uuid4()}", f"test-{uuid.uuid4()}")]))
 
     message = str(caught.value)
     assert f"Kafka at {kafka.bootstrap_servers} did not take 1 reject(s) for topic {kafka.dlq_topic}" in message

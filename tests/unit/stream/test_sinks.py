@@ -12,17 +12,9 @@ import pytest
 
 from sensorpipe.contract.columns import READING_COLUMNS, REJECT_COLUMNS
 from sensorpipe.stream.dead_letters import dead_letter
+from sensorpipe.stream.decode import DECODED_COLUMNS, ENCODING
 from sensorpipe.stream.monitoring import READING_LATENCY_BUCKETS_S, StreamMetrics
-from sensorpipe.stream.sinks import (
-    DATABASE_COLUMNS,
-    ENCODING,
-    LATENCY,
-    REJECTED,
-    SKIPPED,
-    STORED,
-    Tally,
-    latency_buckets,
-)
+from sensorpipe.stream.sinks import LATENCY, REJECTED, SKIPPED, STORED, Tally, latency_buckets
 
 
 def test_partition_tallies_sum_by_kind_and_label() -> None:
@@ -34,9 +26,9 @@ def test_partition_tallies_sum_by_kind_and_label() -> None:
     assert tally.rows("sensor_rejects") == 0
 
 
-def test_the_database_pass_carries_every_column_of_both_tables_once() -> None:
-    assert set(DATABASE_COLUMNS) == {*READING_COLUMNS, *REJECT_COLUMNS, ENCODING}
-    assert len(DATABASE_COLUMNS) == len(set(DATABASE_COLUMNS))
+def test_the_decode_gives_every_column_of_both_tables_once() -> None:
+    assert set(DECODED_COLUMNS) == {*READING_COLUMNS, *REJECT_COLUMNS, ENCODING}
+    assert len(DECODED_COLUMNS) == len(set(DECODED_COLUMNS))
 
 
 def test_a_dead_letter_is_keyed_by_its_kafka_coordinates_and_carries_the_payload_in_base64() -> None:
