@@ -22,6 +22,7 @@ import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from json.encoder import encode_basestring
 from typing import Any, Final
 
 __all__ = ["ABSENT", "MAX_DEPTH", "Number", "has_nul", "json_type", "parse", "render"]
@@ -32,6 +33,7 @@ _LONG = range(-(2**63), 2**63)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _STRUCTURE = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+_LITERALS: Final = {True: "true", False: "false", None: "null"}
 
 
 class _Absent:
@@ -78,7 +80,7 @@ def _integer(text: str) -> Number:
 
 
 def _fraction(text: str) -> Number:
-    if sum(c.isdigit() for c in text) > _MAX_NUMBER_DIGITS:
+    if len(text) > _MAX_NUMBER_DIGITS and sum(c.isdigit() for c in text) > _MAX_NUMBER_DIGITS:
         raise _NotJson("number too long")
     return Number(text, False)
 
@@ -190,7 +192,7 @@ def _render(value: Any, integers_verbatim: bool, parts: list[str]) -> None:
         parts.append("{")
         for i, (key, item) in enumerate(value.items()):
             parts.append("," if i else "")
-            parts.append(json.dumps(key, ensure_ascii=False) + ":")
+            parts.append(encode_basestring(key) + ":")
             _render(item, integers_verbatim, parts)
         parts.append("}")
     elif isinstance(value, list):
@@ -205,5 +207,7 @@ def _render(value: Any, integers_verbatim: bool, parts: list[str]) -> None:
             parts.append('"Infinity"' if number > 0 else '"-Infinity"')
         else:
             parts.append(value.text)
+    elif isinstance(value, str):
+        parts.append(encode_basestring(value))  # what json.dumps(value, ensure_ascii=False) gives
     else:
-        parts.append(json.dumps(value, ensure_ascii=False))
+        parts.append(_LITERALS[value])

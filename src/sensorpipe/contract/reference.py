@@ -127,6 +127,8 @@ class _Context:
     received_us: int
     record_value: bytes
     batch: bool
+    nul_possible: bool
+    """The JSON text holds a `\\u0000` escape: the only way a parsed value can hold a NUL."""
 
 
 def _measurement_reject(measurement: Measurement, value: Any) -> tuple[Reason, str] | None:
@@ -169,7 +171,7 @@ def _check(element: Any, context: _Context) -> tuple[Reason, str] | None:
     """Why a reading candidate is invalid (reason, detail), None when it is valid."""
     if not isinstance(element, dict):
         return Reason.NOT_AN_OBJECT, f"the element is {json_type(element)}"
-    if has_nul(element):
+    if context.nul_possible and has_nul(element):
         return Reason.NOT_JSON, "\\u0000 cannot be stored in jsonb"
     found = _type_reject(element, context.rules.measurements)
     stamp = element.get("timestamp")
@@ -228,6 +230,7 @@ def decode(record: Record, rules: Rules) -> Decoded:
         received_us=received_micros(_header(record.headers, HEADER_RECEIVED_AT), record.timestamp),
         record_value=value,
         batch=isinstance(unwrapped.value, list),
+        nul_possible=unwrapped.text is None or "\\u0000" in unwrapped.text,
     )
     candidates = [_candidate(pos, element, context) for pos, element in enumerate(elements)]
     return Decoded(

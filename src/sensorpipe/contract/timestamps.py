@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -48,6 +49,7 @@ _RECEIVED_AT = re.compile(RECEIVED_AT)
 _EPOCH = datetime(1970, 1, 1)
 _ONE_MICRO = timedelta(microseconds=1)
 _LONG_LIMIT = 2**63
+_EXACT_HALVES = float(2**52)
 _LONG_DIGITS = len(str(_LONG_LIMIT))
 
 
@@ -55,8 +57,14 @@ def epoch_micros(seconds: float) -> int | None:
     """Microseconds since the epoch of `seconds`, rounded half up; None outside 1970..9999 (and for NaN)."""
     if not 0 <= seconds < MAX_EPOCH_S:
         return None
+    micros = seconds * 1_000_000
+    if micros < _EXACT_HALVES:
+        # Below 2**52 a double's fraction is exact, and it is above, at or below .5 exactly when its
+        # shortest decimal form is: the same result as the general case, without a Decimal.
+        whole = math.floor(micros)
+        return whole + (micros - whole >= 0.5)
     # As Spark's round(): half up, on the double's shortest decimal form, and a double again.
-    return int(float(Decimal(repr(seconds * 1_000_000)).to_integral_value(ROUND_HALF_UP)))
+    return int(float(Decimal(repr(micros)).to_integral_value(ROUND_HALF_UP)))
 
 
 def number_micros(number: float) -> int | None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sensorpipe.contract.timestamps import LATEST_MICROS, epoch_micros, iso_micros, number_micros, received_micros
 
@@ -36,6 +39,12 @@ KAFKA_US = 1_767_323_045_000_000
 )
 def test_numbers_are_epoch_seconds_or_above_10_to_the_11_milliseconds(number: float, micros: int | None) -> None:
     assert number_micros(number) == micros
+
+
+@given(st.floats(min_value=0, max_value=2**53 / 1e6) | st.integers(0, 2**33).map(lambda n: n / 2e6))
+def test_rounding_without_a_decimal_gives_what_rounding_the_shortest_decimal_form_gives(seconds: float) -> None:
+    """Below 2**52 µs the fast path of `epoch_micros`; above it, the Decimal it stands for (the same thing)."""
+    assert epoch_micros(seconds) == int(float(Decimal(repr(seconds * 1_000_000)).to_integral_value(ROUND_HALF_UP)))
 
 
 def test_seconds_must_lie_before_the_year_10000() -> None:
