@@ -78,12 +78,17 @@ class Reading:
     element: int
     """Its index in a batch (0 for a single reading)."""
     sensor_id: str
-    time: datetime
+    time_us: int
+    """When it was taken: microseconds since the epoch (UTC)."""
     time_source: str
     """`payload`, or `received` when the payload has no timestamp."""
     values: dict[str, float | None]
     """Each declared measurement's value, None when the reading has none."""
     raw_data: str
+
+    @property
+    def time(self) -> datetime:
+        return _EPOCH + timedelta(microseconds=self.time_us)
 
 
 @dataclass(frozen=True)
@@ -203,7 +208,7 @@ def _candidate(pos: int, element: Any, context: _Context) -> Reading | Reject:
     return Reading(
         element=pos,
         sensor_id=sensor_id(payload_sensor_id(element), context.topic_id, rules.default_sensor_id),
-        time=_EPOCH + timedelta(microseconds=context.received_us if payload_us is None else payload_us),
+        time_us=context.received_us if payload_us is None else payload_us,
         time_source="received" if payload_us is None else "payload",
         values={
             m.name: value.value if isinstance(value := element.get(m.name), Number) else None

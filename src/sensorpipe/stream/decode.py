@@ -19,8 +19,7 @@ for the metrics. Rows come in record order, a record's in element order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -48,57 +47,90 @@ _TYPES = {
 DECODED_SCHEMA = pa.schema([(name, _TYPES.get(name, pa.string())) for name in DECODED_COLUMNS])
 _UTC_MICROS = pa.timestamp("us", tz="UTC")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NO_HEADERS: tuple[tuple[str, bytes | None], ...] = ()
 
 
 def _column(kafka: pa.RecordBatch | pa.Table, name: str) -> list[Any]:
     return kafka.column(name).to_pylist() if name in kafka.schema.names else [None] * kafka.num_rows
 
 
-def _headers(found: Sequence[dict[str, Any]] | None) -> tuple[tuple[str, bytes | None], ...]:
-    return tuple((header["key"], header["value"]) for header in found or ())
+def _chunk(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
 
 
-def _row(candidate: Reading | Reject) -> dict[str, Any]:
-    if isinstance(candidate, Reading):
-        return {
-            "time": candidate.time,
-            "sensor_id": candidate.sensor_id,
-            **candidate.values,
-            "raw_data": candidate.raw_data,
-            "time_source": candidate.time_source,
-        }
-    return {"reason": candidate.reason.value, "detail": candidate.detail, "payload": candidate.payload}
+def _headers(kafka: pa.RecordBatch | pa.Table) -> list[tuple[tuple[str, bytes | None], ...]]:
+    """Each row's Kafka headers as (key, value) pairs: read column by column, not as a dict per header."""
+    if "headers" not in kafka.schema.names:
+        return [_NO_HEADERS] * kafka.num_rows
+    lists = _chunk(kafka.column("headers"))
+    pairs = list(zip(lists.values.field("key").to_pylist(), lists.values.field("value").to_pylist(), strict=True))
+    bounds = lists.offsets.to_pylist()
+    present = lists.is_valid().to_pylist()
+    return [tuple(pairs[bounds[i] : bounds[i + 1]]) if present[i] else _NO_HEADERS for i in range(kafka.num_rows)]
+
+
+def _kafka_times(kafka: pa.RecordBatch | pa.Table) -> list[datetime]:
+    """Each row's Kafka timestamp; one without a zone is taken as UTC (Spark sends the session's, UTC)."""
+    micros = _chunk(kafka.column("timestamp")).cast(_UTC_MICROS).cast(pa.int64()).to_pylist()
+    return [_EPOCH if us is None else _EPOCH + timedelta(microseconds=us) for us in micros]
 
 
 def decode_batch(kafka: pa.RecordBatch | pa.Table, rules: Rules) -> pa.Table:
     """Every reading candidate of the Kafka rows `kafka` (KAFKA_COLUMNS), as DECODED_SCHEMA.
 
     Without `headers` there is no topic id and no receive time: the default id and the Kafka timestamp
-    stand in. A Kafka timestamp without a zone is taken as UTC (Spark sends the session's, UTC).
+    stand in.
     """
-    rows: dict[str, list[Any]] = {name: [] for name in DECODED_COLUMNS}
-    stamps = kafka.column("timestamp").cast(_UTC_MICROS).to_pylist()
+    columns: dict[str, list[Any]] = {name: [] for name in DECODED_COLUMNS}
+    times, sensors, sources, raw = columns["time"], columns["sensor_id"], columns["time_source"], columns["raw_data"]
+    measurements = [(columns[m.name], m.name) for m in rules.measurements]
+    reasons, details, payloads = columns["reason"], columns["detail"], columns["payload"]
+    topics, partitions, offsets = columns["kafka_topic"], columns["kafka_partition"], columns["kafka_offset"]
+    elements, encodings = columns["element"], columns[ENCODING]
     records = zip(
         _column(kafka, "value"),
         _column(kafka, "topic"),
         _column(kafka, "partition"),
         _column(kafka, "offset"),
-        stamps,
-        _column(kafka, "headers"),
+        _kafka_times(kafka),
+        _headers(kafka),
         strict=True,
     )
     for value, topic, partition, offset, stamp, headers in records:
-        decoded = decode(Record(value, stamp or _EPOCH, _headers(headers), topic or "", partition, offset), rules)
+        decoded = decode(Record(value, stamp, headers, topic or "", partition, offset), rules)
         candidates: list[Reading | Reject] = [*decoded.readings, *decoded.rejects]
-        for candidate in sorted(candidates, key=lambda c: c.element):
-            row = _row(candidate)
-            row.update(
-                kafka_topic=topic,
-                kafka_partition=partition,
-                kafka_offset=offset,
-                element=candidate.element,
-                encoding=decoded.encoding,
-            )
-            for name in DECODED_COLUMNS:
-                rows[name].append(row.get(name))
-    return pa.table(rows, schema=DECODED_SCHEMA)
+        if decoded.readings and decoded.rejects:
+            candidates.sort(key=lambda c: c.element)
+        for candidate in candidates:
+            if isinstance(candidate, Reading):
+                times.append(candidate.time_us)
+                sensors.append(candidate.sensor_id)
+                sources.append(candidate.time_source)
+                raw.append(candidate.raw_data)
+                for found, name in measurements:
+                    found.append(candidate.values[name])
+                reasons.append(None)
+                details.append(None)
+                payloads.append(None)
+            else:
+                times.append(None)
+                sensors.append(None)
+                sources.append(None)
+                raw.append(None)
+                for found, _ in measurements:
+                    found.append(None)
+                reasons.append(candidate.reason.value)
+                details.append(candidate.detail)
+                payloads.append(candidate.payload)
+            topics.append(topic)
+            partitions.append(partition)
+            offsets.append(offset)
+            elements.append(candidate.element)
+            encodings.append(decoded.encoding)
+    arrays = {
+        name: pa.array(found, pa.int64()).cast(_UTC_MICROS)
+        if name == "time"
+        else pa.array(found, _TYPES.get(name, pa.string()))
+        for name, found in columns.items()
+    }
+    return pa.table(arrays, schema=DECODED_SCHEMA)

@@ -100,3 +100,11 @@ def test_the_encoding_corpus_is_labelled_as_the_contract_does() -> None:
     }
     found = disagreements(records, by_offset, encoding_corpus.RULES)
     assert not found, f"{len(found)} of {len(records)} records:\n" + "\n".join(found)
+
+
+def test_a_batch_of_rejects_only_and_rows_with_null_headers_keep_the_schema() -> None:
+    batch = kafka_batch([Record(b"nope", cases.KAFKA_TS, offset=1), Record(b"", cases.KAFKA_TS, offset=2)])
+    no_headers = pa.array([None, None], batch.schema.field("headers").type)
+    decoded = decode_batch(batch.set_column(7, "headers", no_headers), cases.RULES)
+    assert decoded.schema == DECODED_SCHEMA
+    assert [(row["kafka_offset"], row["reason"]) for row in decoded.to_pylist()] == [(1, "undecodable"), (2, "empty")]
