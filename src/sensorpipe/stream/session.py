@@ -31,8 +31,10 @@ S3A_FILESYSTEM = "org.apache.hadoop.fs.s3a.S3AFileSystem"
 S3A_CREDENTIALS = "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
 
 JVM_OPTIONS = "-XX:-DontCompileHugeMethods"
-"""Let the JIT compile methods over 8,000 bytes of bytecode: the decode's generated code is one such method,
-and left to the bytecode interpreter it costs a third more CPU (2026-11-28: 3.1 s → 2.4 s for 300,000 readings)."""
+"""Let the JIT compile methods over 8,000 bytes of bytecode, which Spark's generated code can exceed: the
+decode's, when it was Column expressions (until 2026-12-08), was one such method, and left to the bytecode
+interpreter it cost a third more CPU (2026-11-28: 3.1 s → 2.4 s for 300,000 readings). Kept for the
+generated code of wide rows (Delta's log actions); not measured again since."""
 
 _S3A = "spark.hadoop.fs.s3a."
 _SECRET_KEYS = frozenset({f"{_S3A}access.key", f"{_S3A}secret.key"})
