@@ -1,8 +1,7 @@
 """Kafka record values in every encoding and with every oddity, with the label the stream job gives each.
 
 tests/unit/contract/test_encodings.py checks the contract's `unwrap` (and so the reference decoder) against
-the labels; tests/integration/stream/test_decode.py runs the same values through Spark's `decode` and
-checks that both agree.
+the labels; tests/unit/stream/test_decode.py runs the same values through the stream job's Arrow decode.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What counts as JSON in the data contract: what Spark's `parse_json` accepts, read in plain Python.
 
-The stream job parses every value with Spark's `try_parse_json`; the reference decoder
-(contract/reference.py) and the bridge parse with `parse`, which accepts exactly the same texts:
+The decoder (contract/reference.py, which the stream job runs) and the bridge parse with `parse`, which
+accepts exactly the texts Spark's `try_parse_json` does (the stream job decoded with it until 2026-12-08):
 
 - no NaN/Infinity literals, no duplicate keys, no lone surrogate escapes (`\\ud800`), at most 1000
   digits in a number (Jackson's StreamReadConstraints, which Spark keeps);

@@ -1,4 +1,4 @@
-"""Unwrapping a record's value in plain Python, over the corpus Spark's `decode` labels the same way."""
+"""Unwrapping a record's value in plain Python, over the corpus of labelled values (tests/encoding_corpus.py)."""
 
 from __future__ import annotations
 
