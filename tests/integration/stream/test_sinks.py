@@ -102,3 +102,24 @@ def test_a_dead_letter_topic_kafka_refuses_fails_the_partition_with_the_cause(se
     message = str(caught.value)
     assert f"Kafka at {kafka.bootstrap_servers} did not take 1 reject(s) for topic {kafka.dlq_topic}" in message
     assert "sensorpipe topics create" in message
+
+
+def test_the_partition_writer_keeps_one_database_connection_across_tasks(settings: Settings) -> None:
+    """A Python worker runs task after task: it opens its connection once, not per task and micro-batch."""
+
+    def stream_backends() -> list[int]:
+        with psycopg.connect(settings.postgres.dsn(), autocommit=True) as owner:
+            rows = owner.execute(
+                "select pid from pg_stat_activity where application_name = 'sensorpipe-stream'"
+                " and datname = current_database()"
+            ).fetchall()
+        return [pid for (pid,) in rows]
+
+    def task(batch_id: int) -> None:
+        list(readings_writer(settings, batch_id)([kafka_rows(f"test-{uuid.uuid4()}", f"test-{uuid.uuid4()}")]))
+
+    task(uuid.uuid4().int % 10**9)
+    first = stream_backends()
+    task(uuid.uuid4().int % 10**9)
+    assert len(first) == 1
+    assert stream_backends() == first, "the same backend served the next micro-batch's task"
