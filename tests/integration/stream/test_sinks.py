@@ -104,11 +104,16 @@ def test_a_dead_letter_topic_kafka_refuses_fails_the_partition_with_the_cause(se
     assert "sensorpipe topics create" in message
 
 
-def test_the_partition_writer_keeps_one_database_connection_across_tasks(settings: Settings) -> None:
-    """A Python worker runs task after task: it opens its connection once, not per task and micro-batch."""
+def test_the_partition_writer_keeps_one_database_connection_across_tasks(settings: Settings, empty_db: str) -> None:
+    """A Python worker runs task after task: it opens its connection once, not per task and micro-batch.
+
+    On a database of its own: Spark's Python workers of earlier tests keep theirs to the session's.
+    """
+    own = settings.model_copy(update={"postgres": settings.postgres.model_copy(update={"database": empty_db})})
+    migrate(own)
 
     def stream_backends() -> list[int]:
-        with psycopg.connect(settings.postgres.dsn(), autocommit=True) as owner:
+        with psycopg.connect(own.postgres.dsn(), autocommit=True) as owner:
             rows = owner.execute(
                 "select pid from pg_stat_activity where application_name = 'sensorpipe-stream'"
                 " and datname = current_database()"
@@ -116,10 +121,10 @@ def test_the_partition_writer_keeps_one_database_connection_across_tasks(setting
         return [pid for (pid,) in rows]
 
     def task(batch_id: int) -> None:
-        list(readings_writer(settings, batch_id)([kafka_rows(f"test-{uuid.uuid4()}", f"test-{uuid.uuid4()}")]))
+        list(readings_writer(own, batch_id)([kafka_rows(f"test-{uuid.uuid4()}", f"test-{uuid.uuid4()}")]))
 
     task(uuid.uuid4().int % 10**9)
     first = stream_backends()
     task(uuid.uuid4().int % 10**9)
-    assert len(first) == 1
+    assert len(first) == 1, "the connection stays open after its task"
     assert stream_backends() == first, "the same backend served the next micro-batch's task"
