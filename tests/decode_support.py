@@ -80,7 +80,7 @@ def reference_outcome(decoded: Decoded) -> list[Outcome]:
             decoded.encoding,
             None,
             r.sensor_id,
-            _micros(r.time),
+            r.time_us,
             r.time_source,
             *(r.values[m.name] for m in MEASUREMENTS),
             _json(r.raw_data),

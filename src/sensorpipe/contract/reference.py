@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sensorpipe.config import Settings
@@ -36,7 +36,6 @@ from sensorpipe.contract.timestamps import iso_micros, number_micros, received_m
 
 __all__ = ["Decoded", "Reading", "Record", "Reject", "Rules", "decode"]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _JSON_SPACE = " \t\n\r"
 
 
@@ -85,10 +84,6 @@ class Reading:
     values: dict[str, float | None]
     """Each declared measurement's value, None when the reading has none."""
     raw_data: str
-
-    @property
-    def time(self) -> datetime:
-        return _EPOCH + timedelta(microseconds=self.time_us)
 
 
 @dataclass(frozen=True)
